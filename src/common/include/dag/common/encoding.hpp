@@ -1,0 +1,31 @@
+// Base64 and UUIDs.
+// Thread-safety: all functions are reentrant. None blocks (new_uuid reads OpenSSL's
+// already-seeded DRBG).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "dag/common/result.hpp"
+
+namespace dag {
+
+/// Standard base64 (RFC 4648 §4) with padding, no line breaks.
+std::string base64_encode(std::span<const std::uint8_t> bytes);
+std::string base64_encode(std::string_view text);
+
+/// Decodes standard base64. Whitespace and line breaks anywhere are ignored (PEMs pasted
+/// into environment variables often carry them); missing padding is accepted.
+/// Errors: Errc::parse for any other character or a truncated final group.
+Result<std::string> base64_decode(std::string_view text);
+
+/// A random (version 4, RFC 9562) UUID in lower-case canonical form, from OpenSSL's CSPRNG.
+/// Errors: Errc::crypto when the RNG fails (never seen in practice; not ignored).
+Result<std::string> new_uuid();
+
+/// True for a canonical lower- or upper-case UUID string (8-4-4-4-12 hex digits).
+bool is_uuid(std::string_view text) noexcept;
+
+}  // namespace dag
