@@ -17,8 +17,8 @@ std::string base64_encode(std::span<const std::uint8_t> bytes) {
 }
 
 std::string base64_encode(std::string_view text) {
-  return base64_encode(
-      std::span<const std::uint8_t>{reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  return base64_encode(std::span<const std::uint8_t>{
+      reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
 }
 
 Result<std::string> base64_decode(std::string_view text) {
@@ -67,7 +67,8 @@ bool is_uuid(std::string_view text) noexcept {
   if (text.size() != 36) return false;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? text[i] != '-' : std::isxdigit(static_cast<unsigned char>(text[i])) == 0) return false;
+    if (dash ? text[i] != '-' : std::isxdigit(static_cast<unsigned char>(text[i])) == 0)
+      return false;
   }
   return true;
 }

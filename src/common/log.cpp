@@ -54,7 +54,9 @@ bool parse_level(std::string_view text, Level& out) noexcept {
   return false;
 }
 
-void set_level(Level l) { logger().set_level(to_spd(l)); }
+void set_level(Level l) {
+  logger().set_level(to_spd(l));
+}
 
 Level level() noexcept {
   switch (logger().level()) {

@@ -37,7 +37,7 @@ enum class Type {
 };
 
 struct Field {
-  std::string key;            ///< Dotted TOML path, e.g. "mqtt.host".
+  std::string key;  ///< Dotted TOML path, e.g. "mqtt.host".
   Type type{Type::string};
   std::string default_value;  ///< Textual default (as an env value would be); empty = none.
   std::string help;           ///< One line, printed above the key by commented_defaults().
@@ -106,7 +106,7 @@ class Config {
 Result<Config> load(const Schema& schema, const std::optional<std::filesystem::path>& file,
                     const Env& env);
 /// Same, from TOML text; `origin` names it in error messages.
-Result<Config> load_string(const Schema& schema, std::string_view toml_text, std::string_view origin,
-                           const Env& env);
+Result<Config> load_string(const Schema& schema, std::string_view toml_text,
+                           std::string_view origin, const Env& env);
 
 }  // namespace dag::config

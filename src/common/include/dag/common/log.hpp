@@ -45,10 +45,20 @@ Level level() noexcept;
 std::string render(std::string_view event, Fields fields);
 
 void log(Level level, std::string_view event, Fields fields = {});
-inline void trace(std::string_view event, Fields fields = {}) { log(Level::trace, event, fields); }
-inline void debug(std::string_view event, Fields fields = {}) { log(Level::debug, event, fields); }
-inline void info(std::string_view event, Fields fields = {}) { log(Level::info, event, fields); }
-inline void warn(std::string_view event, Fields fields = {}) { log(Level::warn, event, fields); }
-inline void error(std::string_view event, Fields fields = {}) { log(Level::error, event, fields); }
+inline void trace(std::string_view event, Fields fields = {}) {
+  log(Level::trace, event, fields);
+}
+inline void debug(std::string_view event, Fields fields = {}) {
+  log(Level::debug, event, fields);
+}
+inline void info(std::string_view event, Fields fields = {}) {
+  log(Level::info, event, fields);
+}
+inline void warn(std::string_view event, Fields fields = {}) {
+  log(Level::warn, event, fields);
+}
+inline void error(std::string_view event, Fields fields = {}) {
+  log(Level::error, event, fields);
+}
 
 }  // namespace dag::log

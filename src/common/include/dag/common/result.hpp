@@ -60,29 +60,49 @@ class [[nodiscard]] Expected {
   using error_type = E;
 
   template <class U = T>
-    requires std::is_constructible_v<T, U&&> && (!std::is_same_v<std::remove_cvref_t<U>, Expected>)
-  Expected(U&& value) : data_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT(google-explicit-constructor)
+  requires std::is_constructible_v<T, U&&> &&
+      (!std::is_same_v<std::remove_cvref_t<U>, Expected>)Expected(U&& value)
+      : data_(std::in_place_index<0>, std::forward<U>(value)) {
+  }  // NOLINT(google-explicit-constructor)
 
   template <class G>
-    requires std::is_constructible_v<E, G&&>
-  Expected(Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
+  requires std::is_constructible_v<E, G&&> Expected(
+      Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
       : data_(std::in_place_index<1>, std::move(unexpected.error)) {}
 
   [[nodiscard]] bool has_value() const noexcept { return data_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
 
-  T& value() & { assert(has_value()); return std::get<0>(data_); }
-  const T& value() const& { assert(has_value()); return std::get<0>(data_); }
-  T&& value() && { assert(has_value()); return std::get<0>(std::move(data_)); }
+  T& value() & {
+    assert(has_value());
+    return std::get<0>(data_);
+  }
+  const T& value() const& {
+    assert(has_value());
+    return std::get<0>(data_);
+  }
+  T&& value() && {
+    assert(has_value());
+    return std::get<0>(std::move(data_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  E& error() & { assert(!has_value()); return std::get<1>(data_); }
-  const E& error() const& { assert(!has_value()); return std::get<1>(data_); }
-  E&& error() && { assert(!has_value()); return std::get<1>(std::move(data_)); }
+  E& error() & {
+    assert(!has_value());
+    return std::get<1>(data_);
+  }
+  const E& error() const& {
+    assert(!has_value());
+    return std::get<1>(data_);
+  }
+  E&& error() && {
+    assert(!has_value());
+    return std::get<1>(std::move(data_));
+  }
 
   template <class U>
   T value_or(U&& fallback) const& {
@@ -99,14 +119,20 @@ class [[nodiscard]] Expected<void, E> {
  public:
   Expected() = default;
   template <class G>
-    requires std::is_constructible_v<E, G&&>
-  Expected(Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
+  requires std::is_constructible_v<E, G&&> Expected(
+      Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
       : error_(std::move(unexpected.error)), failed_(true) {}
 
   [[nodiscard]] bool has_value() const noexcept { return !failed_; }
   explicit operator bool() const noexcept { return has_value(); }
-  const E& error() const& { assert(failed_); return error_; }
-  E&& error() && { assert(failed_); return std::move(error_); }
+  const E& error() const& {
+    assert(failed_);
+    return error_;
+  }
+  E&& error() && {
+    assert(failed_);
+    return std::move(error_);
+  }
 
  private:
   E error_{};
@@ -118,6 +144,8 @@ template <class T>
 using Result = Expected<T, Error>;
 
 /// Success value for Result<void>.
-inline Result<void> ok() { return {}; }
+inline Result<void> ok() {
+  return {};
+}
 
 }  // namespace dag
