@@ -1,0 +1,223 @@
+#include "dag/mqtt/client.hpp"
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dag/common/log.hpp"
+
+namespace dag::mqtt {
+namespace {
+
+std::once_flag g_lib_init;
+
+std::string mosq_error(int rc) {
+  if (rc == MOSQ_ERR_ERRNO) return std::strerror(errno);
+  return mosquitto_strerror(rc);
+}
+
+}  // namespace
+
+struct ClientCallbacks {
+  static void on_connect(mosquitto* /*m*/, void* self, int rc, int flags,
+                         const mosquitto_property* /*props*/) {
+    auto* c = static_cast<Client*>(self);
+    if (rc != 0) {
+      c->handler_.on_disconnected(std::string("connect refused: ") + mosquitto_reason_string(rc));
+      return;
+    }
+    std::vector<std::pair<std::string, int>> filters;
+    {
+      std::lock_guard lock(c->mutex_);
+      filters = c->filters_;
+    }
+    for (const auto& [filter, qos] : filters) {
+      mosquitto_subscribe_v5(c->mosq_, nullptr, filter.c_str(), qos, 0, nullptr);
+    }
+    c->connected_ = true;
+    c->handler_.on_connected((flags & 1) != 0);
+  }
+
+  static void on_disconnect(mosquitto* /*m*/, void* self, int rc,
+                            const mosquitto_property* /*props*/) {
+    auto* c = static_cast<Client*>(self);
+    const bool was = c->connected_.exchange(false);
+    if (was) c->handler_.on_disconnected(rc == 0 ? "disconnected" : mosq_error(rc));
+  }
+
+  static void on_message(mosquitto* /*m*/, void* self, const mosquitto_message* msg,
+                         const mosquitto_property* /*props*/) {
+    auto* c = static_cast<Client*>(self);
+    Message out;
+    out.topic = msg->topic;
+    out.payload.assign(static_cast<const char*>(msg->payload),
+                       static_cast<std::size_t>(std::max(0, msg->payloadlen)));
+    out.qos = msg->qos;
+    out.retain = msg->retain;
+    c->handler_.on_message(std::move(out));
+  }
+
+  static void on_publish(mosquitto* /*m*/, void* self, int mid, int /*rc*/,
+                         const mosquitto_property* /*props*/) {
+    static_cast<Client*>(self)->handler_.on_published(mid);
+  }
+};
+
+std::chrono::milliseconds backoff_delay(unsigned attempt, std::chrono::milliseconds initial,
+                                        std::chrono::milliseconds max, std::mt19937_64& rng) {
+  const unsigned shift = std::min(attempt, 30U);
+  const auto base = std::min<std::int64_t>(max.count(), initial.count() << shift);
+  std::uniform_int_distribution<std::int64_t> dist(base / 2, std::max<std::int64_t>(base, 1));
+  return std::chrono::milliseconds{dist(rng)};
+}
+
+Client::Client(Options options, Handler& handler)
+    : options_(std::move(options)), handler_(handler), rng_(std::random_device{}()) {}
+
+Client::~Client() {
+  stop();
+  if (mosq_ != nullptr) mosquitto_destroy(mosq_);
+}
+
+Result<std::unique_ptr<Client>> Client::create(Options options, Handler& handler) {
+  if (options.client_id.empty() || options.client_id.size() > 128) {
+    return fail(Errc::invalid_argument, "mqtt: client id must be 1..128 characters");
+  }
+  if (options.port < 1 || options.port > 65535)
+    return fail(Errc::invalid_argument, "mqtt: bad port");
+  if (options.keepalive_s < 5 || options.keepalive_s > 65535) {
+    return fail(Errc::invalid_argument, "mqtt: keep-alive must be 5..65535 s");
+  }
+  if (options.protocol_version != 4 && options.protocol_version != 5) {
+    return fail(Errc::invalid_argument, "mqtt: protocol version must be 4 (3.1.1) or 5");
+  }
+  std::call_once(g_lib_init, [] { mosquitto_lib_init(); });
+
+  std::unique_ptr<Client> c(new Client(std::move(options), handler));
+  const Options& o = c->options_;
+  c->mosq_ = mosquitto_new(o.client_id.c_str(), o.clean_session, c.get());
+  if (c->mosq_ == nullptr) return fail(Errc::internal, "mqtt: mosquitto_new failed");
+  mosquitto_threaded_set(c->mosq_, true);
+  mosquitto_int_option(c->mosq_, MOSQ_OPT_PROTOCOL_VERSION,
+                       o.protocol_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+  mosquitto_int_option(c->mosq_, MOSQ_OPT_TCP_NODELAY, 1);
+  mosquitto_max_inflight_messages_set(c->mosq_, static_cast<unsigned>(o.max_inflight));
+  if (!o.ca_file.empty()) {
+    const int rc = mosquitto_tls_set(c->mosq_, o.ca_file.c_str(), nullptr,
+                                     o.cert_file.empty() ? nullptr : o.cert_file.c_str(),
+                                     o.key_file.empty() ? nullptr : o.key_file.c_str(), nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) return fail(Errc::config, "mqtt: TLS files: " + mosq_error(rc));
+    mosquitto_tls_opts_set(c->mosq_, 1, "tlsv1.2", nullptr);
+  }
+  if (o.username) mosquitto_username_pw_set(c->mosq_, o.username->c_str(), nullptr);
+  if (o.will) {
+    const int rc = mosquitto_will_set(c->mosq_, o.will->topic.c_str(),
+                                      static_cast<int>(o.will->payload.size()),
+                                      o.will->payload.data(), o.will->qos, o.will->retain);
+    if (rc != MOSQ_ERR_SUCCESS)
+      return fail(Errc::invalid_argument, "mqtt: will: " + mosq_error(rc));
+  }
+  mosquitto_connect_v5_callback_set(c->mosq_, &ClientCallbacks::on_connect);
+  mosquitto_disconnect_v5_callback_set(c->mosq_, &ClientCallbacks::on_disconnect);
+  mosquitto_message_v5_callback_set(c->mosq_, &ClientCallbacks::on_message);
+  mosquitto_publish_v5_callback_set(c->mosq_, &ClientCallbacks::on_publish);
+  return c;
+}
+
+void Client::start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Client::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  // A DISCONNECT packet makes the broker discard the will: a clean shutdown is not an outage.
+  mosquitto_disconnect(mosq_);
+  thread_.join();
+}
+
+void Client::subscribe(const std::string& filter, int qos) {
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = std::find_if(filters_.begin(), filters_.end(),
+                                 [&](const auto& f) { return f.first == filter; });
+    if (it == filters_.end()) {
+      filters_.emplace_back(filter, qos);
+    } else {
+      it->second = qos;
+    }
+  }
+  if (connected_) mosquitto_subscribe_v5(mosq_, nullptr, filter.c_str(), qos, 0, nullptr);
+}
+
+Result<int> Client::publish(const std::string& topic, std::string_view payload, int qos,
+                            bool retain) {
+  if (!connected_) return fail(Errc::unavailable, "mqtt: not connected");
+  int mid = 0;
+  const int rc = mosquitto_publish_v5(mosq_, &mid, topic.c_str(), static_cast<int>(payload.size()),
+                                      payload.data(), qos, retain, nullptr);
+  if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
+    return fail(Errc::unavailable, "mqtt: " + mosq_error(rc));
+  }
+  if (rc != MOSQ_ERR_SUCCESS)
+    return fail(Errc::invalid_argument, "mqtt: publish: " + mosq_error(rc));
+  return mid;
+}
+
+void Client::wait_backoff(unsigned attempt) {
+  const auto delay = backoff_delay(attempt, options_.backoff_initial, options_.backoff_max, rng_);
+  log::debug("mqtt.backoff", {{"client", options_.client_id}, {"delay_ms", delay.count()}});
+  std::unique_lock lock(mutex_);
+  cv_.wait_for(lock, delay, [this] { return stopping_.load(); });
+}
+
+void Client::run() {
+  unsigned attempt = 0;
+  while (!stopping_) {
+    mosquitto_property* props = nullptr;
+    if (options_.protocol_version == 5 && !options_.clean_session) {
+      mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                   options_.session_expiry_s);
+    }
+    // Blocking connect (TCP + TLS handshake) on this thread only; the caller's threads
+    // keep running and their publishes fail fast with Errc::unavailable meanwhile.
+    const int rc = mosquitto_connect_bind_v5(mosq_, options_.host.c_str(), options_.port,
+                                             options_.keepalive_s, nullptr, props);
+    mosquitto_property_free_all(&props);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      log::warn("mqtt.connect_failed",
+                {{"client", options_.client_id},
+                 {"broker", options_.host + ":" + std::to_string(options_.port)},
+                 {"error", mosq_error(rc)}});
+      handler_.on_disconnected("connect failed: " + mosq_error(rc));
+      wait_backoff(attempt++);
+      continue;
+    }
+    bool accepted = false;
+    while (!stopping_) {
+      const int lrc = mosquitto_loop(mosq_, options_.keepalive_s * 1000, 1);
+      if (connected_) accepted = true;
+      if (lrc != MOSQ_ERR_SUCCESS) break;
+    }
+    if (connected_.exchange(false)) handler_.on_disconnected("connection lost");
+    if (stopping_) break;
+    // A connection that was accepted resets the backoff; a refused one (bad certificate,
+    // ACL) keeps growing it so a misconfigured device does not hammer the broker.
+    attempt = accepted ? 0 : attempt + 1;
+    wait_backoff(accepted ? 0 : attempt);
+  }
+  // stop() may have raced a connect in progress: say goodbye again so that the broker
+  // discards the will, and let the loop write it.
+  mosquitto_disconnect(mosq_);
+  mosquitto_loop(mosq_, 100, 1);
+}
+
+}  // namespace dag::mqtt

@@ -1,0 +1,131 @@
+// MQTT client over libmosquitto, shared by dag-edge and dagd.
+//
+// One network thread per client owns the connection: it connects (TLS with a client
+// certificate), re-subscribes every registered filter after each connect, runs the MQTT
+// loop, and after a loss waits an exponential backoff with jitter before trying again, for
+// ever, until stop(). Everything else (publish, subscribe) may be called from any thread.
+//
+// Handler callbacks run on the network thread; keep them short (queue work elsewhere).
+// A callback must not call stop().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dag/common/result.hpp"
+
+struct mosquitto;
+struct mosquitto_message;
+
+namespace dag::mqtt {
+
+struct Will {
+  std::string topic;
+  std::string payload;
+  int qos{1};
+  bool retain{true};
+};
+
+struct Options {
+  std::string client_id;
+  std::string host{"localhost"};
+  int port{8883};
+  int keepalive_s{60};
+  /// TLS files. An empty ca_file means plain TCP (development brokers only).
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::optional<std::string> username;
+  std::optional<Will> will;
+  /// false = persistent session (queued QoS 1 messages survive a disconnect).
+  bool clean_session{false};
+  /// 5 = MQTT 5, 4 = MQTT 3.1.1.
+  int protocol_version{5};
+  /// MQTT 5 session expiry for persistent sessions.
+  std::uint32_t session_expiry_s{7 * 24 * 3600};
+  std::chrono::milliseconds backoff_initial{1000};
+  std::chrono::milliseconds backoff_max{5 * 60 * 1000};
+  /// QoS 1/2 messages in flight at once towards the broker.
+  int max_inflight{20};
+};
+
+struct Message {
+  std::string topic;
+  std::string payload;
+  int qos{0};
+  bool retain{false};
+};
+
+/// Callbacks from the network thread.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  /// After CONNACK and after every registered filter was re-subscribed.
+  virtual void on_connected(bool session_present) = 0;
+  /// The connection ended (or a connect attempt failed); a retry follows unless stopping.
+  virtual void on_disconnected(const std::string& reason) = 0;
+  virtual void on_message(Message message) = 0;
+  /// The broker acknowledged message `mid` (PUBACK for QoS 1).
+  virtual void on_published(int /*mid*/) {}
+};
+
+/// Backoff before reconnect attempt `attempt` (0-based): a uniformly random delay in
+/// [base/2, base] with base = min(max, initial * 2^attempt) ("equal jitter"), so that a
+/// fleet that lost its broker at the same moment does not return at the same moment.
+std::chrono::milliseconds backoff_delay(unsigned attempt, std::chrono::milliseconds initial,
+                                        std::chrono::milliseconds max, std::mt19937_64& rng);
+
+class Client {
+ public:
+  /// Validates options and creates the libmosquitto handle; does not connect.
+  /// Errors: Errc::invalid_argument (options), Errc::config (TLS files unusable).
+  static Result<std::unique_ptr<Client>> create(Options options, Handler& handler);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Starts the network thread. Returns at once.
+  void start();
+  /// Disconnects (cleanly: the broker does not send the will) and joins the thread.
+  /// Blocks until the thread is gone (at most ~1 s beyond a connect in progress).
+  void stop();
+
+  /// Registers `filter` for every future connection and subscribes now if connected.
+  void subscribe(const std::string& filter, int qos);
+
+  /// Queues a publish. Returns the message id. Errors: Errc::unavailable when not
+  /// connected (the caller keeps the data; dag-edge's outbox does), Errc::invalid_argument.
+  Result<int> publish(const std::string& topic, std::string_view payload, int qos, bool retain);
+
+  [[nodiscard]] bool connected() const { return connected_.load(); }
+  [[nodiscard]] const Options& options() const { return options_; }
+
+ private:
+  Client(Options options, Handler& handler);
+  void run();
+  void wait_backoff(unsigned attempt);
+  friend struct ClientCallbacks;  // libmosquitto's C callbacks, in client.cpp
+
+  Options options_;
+  Handler& handler_;
+  mosquitto* mosq_{nullptr};
+  std::thread thread_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;  // guards filters_ and the backoff wait
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, int>> filters_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace dag::mqtt
