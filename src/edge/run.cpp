@@ -283,8 +283,9 @@ int run_agent(const EdgeSettings& settings, const AgentInfo& info) {
   } else {
     auto line = open_gpiod_line(settings.gpio_chip, settings.gpio_line, settings.gpio_active_low);
     if (!line) {
+      // A chip or line that does not exist is a configuration mistake, not an outage.
       log::error("power.open_failed", {{"error", line.error().message}});
-      return 1;
+      return line.error().code == Errc::not_found ? 2 : 1;
     }
     power = std::move(*line);
   }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -273,6 +274,36 @@ TEST_F(EdgeIntegration, InvalidCertificatesExitWithCode2BeforeConnecting) {
   const auto st = (*p)->wait();
   EXPECT_EQ(st.code, 2) << (*p)->output();
   EXPECT_NE((*p)->output().find("does not belong"), std::string::npos) << (*p)->output();
+}
+
+TEST_F(EdgeIntegration, MissingGpioChipIsAConfigurationError) {
+  auto e = env();
+  e.emplace_back("DAG_POWER_SOURCE", "gpiod");
+  e.emplace_back("DAG_POWER_GPIO_CHIP", "gpiochip-that-does-not-exist");
+  auto p = Process::spawn({.argv = {DAG_EDGE_BIN, "run"}, .env = e});
+  ASSERT_TRUE(p);
+  EXPECT_EQ((*p)->wait().code, 2) << (*p)->output();
+  EXPECT_NE((*p)->output().find("gpio chip"), std::string::npos) << (*p)->output();
+}
+
+TEST(EdgeKeygen, MakesAPrivateKeyAndACsrForTheDeviceId) {
+  TempDir dir("dag-keygen");
+  auto p = Process::spawn(
+      {.argv = {DAG_EDGE_BIN, "keygen", "--out", dir.path().string(), "--id", "dag-k1"}});
+  ASSERT_TRUE(p);
+  ASSERT_TRUE((*p)->wait().success()) << (*p)->output();
+  const auto key = dir.path() / "key.pem";
+  EXPECT_EQ(std::filesystem::status(key).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::ifstream in(dir.path() / "csr.pem");
+  const std::string csr((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto id = pki::csr_identity(csr);
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(*id, "dag-k1");
+  // A second run must not replace the key that certificates were issued for.
+  auto again = Process::spawn({.argv = {DAG_EDGE_BIN, "keygen", "--out", dir.path().string()}});
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)->wait().code, 2);
 }
 
 }  // namespace
