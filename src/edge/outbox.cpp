@@ -201,20 +201,23 @@ Result<void> Outbox::replay() {
 Result<void> Outbox::write_record(std::uint8_t type, std::string_view payload, bool sync) {
   const std::string rec = frame(type, payload);
   if (auto r = write_all(fd_, rec); !r) {
-    // Leave no half record behind: the next open would drop it anyway, but appends after
-    // it would be lost with it.
-    (void)::ftruncate(fd_, static_cast<off_t>(file_size_));
-    (void)::lseek(fd_, static_cast<off_t>(file_size_), SEEK_SET);
+    rollback_tail();
     return r;
   }
   if (sync && ::fdatasync(fd_) != 0) {
     const std::string why = std::strerror(errno);
-    (void)::ftruncate(fd_, static_cast<off_t>(file_size_));
-    (void)::lseek(fd_, static_cast<off_t>(file_size_), SEEK_SET);
+    rollback_tail();
     return fail(Errc::io, "outbox fdatasync: " + why);
   }
   file_size_ += rec.size();
   return ok();
+}
+
+void Outbox::rollback_tail() noexcept {
+  // Leave no half record behind: the next open would drop it anyway, but appends after it
+  // would be lost with it. If even this fails the disk is gone and open() will cope.
+  if (::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) return;
+  if (::lseek(fd_, static_cast<off_t>(file_size_), SEEK_SET) < 0) return;
 }
 
 Result<void> Outbox::append(std::uint64_t seq, std::string_view body) {

@@ -1,7 +1,6 @@
 #include "dag/edge/power_source.hpp"
 
 #include <gpiod.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -75,24 +74,15 @@ Result<std::unique_ptr<PowerSource>> open_gpiod_line(const std::string& chip, un
       std::make_unique<GpiodLine>(c, l, chip + ":" + std::to_string(line)));
 }
 
-SimLine::SimLine(bool initial)
-    : event_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), level_(initial) {}
-
-SimLine::~SimLine() {
-  if (event_fd_ >= 0) ::close(event_fd_);
-}
-
 void SimLine::set_level(bool level) {
   if (level == level_) return;
   level_ = level;
   queued_.push_back({level});
-  const std::uint64_t one = 1;
-  (void)::write(event_fd_, &one, sizeof one);
+  wake_.signal();
 }
 
 Result<std::vector<LineEvent>> SimLine::drain() {
-  std::uint64_t count = 0;
-  (void)::read(event_fd_, &count, sizeof count);
+  wake_.drain();
   std::vector<LineEvent> out;
   out.swap(queued_);
   return out;

@@ -47,12 +47,7 @@ Result<void> write_private_file(const std::filesystem::path& path, std::string_v
 // Bridges the network thread's callbacks to the agent thread: a queue and an eventfd.
 class EventQueue final : public mqtt::Handler {
  public:
-  EventQueue() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-  ~EventQueue() override { ::close(fd_); }
-  EventQueue(const EventQueue&) = delete;
-  EventQueue& operator=(const EventQueue&) = delete;
-
-  [[nodiscard]] int fd() const { return fd_; }
+  [[nodiscard]] int fd() const { return wake_.fd(); }
   void on_connected(bool /*session_present*/) override {
     push({TransportEvent::Kind::connected, {}, {}});
   }
@@ -64,8 +59,7 @@ class EventQueue final : public mqtt::Handler {
     push({TransportEvent::Kind::message, std::move(m.topic), std::move(m.payload)});
   }
   std::deque<TransportEvent> take() {
-    std::uint64_t n = 0;
-    (void)::read(fd_, &n, sizeof n);
+    wake_.drain();
     std::lock_guard lock(mutex_);
     std::deque<TransportEvent> out;
     out.swap(events_);
@@ -78,10 +72,9 @@ class EventQueue final : public mqtt::Handler {
       std::lock_guard lock(mutex_);
       events_.push_back(std::move(e));
     }
-    const std::uint64_t one = 1;
-    (void)::write(fd_, &one, sizeof one);
+    wake_.signal();
   }
-  int fd_;
+  EventFd wake_;
   std::mutex mutex_;
   std::deque<TransportEvent> events_;
 };
@@ -143,9 +136,12 @@ class ControlSocket {
           ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
       if (n < 0) return;
       const std::string reply = handle(std::string_view(buf, static_cast<std::size_t>(n)));
-      if (from_len > sizeof(sa_family_t)) {
-        (void)::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from),
-                       from_len);
+      // Only a client that bound an address can be answered; a lost reply is the client's
+      // timeout, never the agent's problem.
+      if (from_len > sizeof(sa_family_t) &&
+          ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from),
+                   from_len) < 0) {
+        log::debug("control.reply_lost", {{"error", std::strerror(errno)}});
       }
       from_len = sizeof from;
     }
@@ -402,8 +398,9 @@ int run_agent(const EdgeSettings& settings, const AgentInfo& info) {
     }
     if (n > 0 && (fds[0].revents & POLLIN) != 0) {
       signalfd_siginfo si{};
-      (void)::read(sig_fd, &si, sizeof si);
-      if (si.ssi_signo == SIGHUP) {
+      if (::read(sig_fd, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) {
+        // Spurious wake-up: nothing was queued.
+      } else if (si.ssi_signo == SIGHUP) {
         log::info("agent.sighup_ignored", {});
       } else {
         log::info("agent.stop", {{"signal", si.ssi_signo}});

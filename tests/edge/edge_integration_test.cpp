@@ -233,7 +233,9 @@ TEST_F(EdgeIntegration, PendingEntriesSurviveKill9AndKeepTheirSeq) {
     const json& r = u["state"]["reported"];
     if (!r.contains("seq")) continue;
     auto [it, fresh] = observed.emplace(r["seq"].get<int>(), r["observedAt"].get<std::int64_t>());
-    if (!fresh) EXPECT_EQ(it->second, r["observedAt"].get<std::int64_t>());
+    if (!fresh) {
+      EXPECT_EQ(it->second, r["observedAt"].get<std::int64_t>());
+    }
   }
 }
 

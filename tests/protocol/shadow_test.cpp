@@ -758,7 +758,9 @@ TEST(ShadowStorage, RejectsWhatShadowToJsonCouldNotHaveWritten) {
        }) {
     auto result = shadow_from_json(text);
     EXPECT_FALSE(result.has_value()) << text;
-    if (!result) EXPECT_EQ(result.error().code, Errc::parse);
+    if (!result) {
+      EXPECT_EQ(result.error().code, Errc::parse);
+    }
   }
 }
 

@@ -174,7 +174,9 @@ TEST(LifecycleEvents, RejectsBadInputWithoutThrowing) {
        }) {
     auto result = parse_lifecycle_event(bad);
     EXPECT_FALSE(result.has_value()) << bad;
-    if (!result) EXPECT_EQ(result.error().code, Errc::parse);
+    if (!result) {
+      EXPECT_EQ(result.error().code, Errc::parse);
+    }
   }
 }
 

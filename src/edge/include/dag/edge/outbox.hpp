@@ -77,6 +77,7 @@ class Outbox {
   Result<void> replay();
   Result<void> write_record(std::uint8_t type, std::string_view payload, bool sync);
   Result<void> rewrite();
+  void rollback_tail() noexcept;
 
   std::filesystem::path path_;
   std::size_t capacity_;

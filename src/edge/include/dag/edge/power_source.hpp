@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "dag/common/event_fd.hpp"
 #include "dag/common/result.hpp"
 
 namespace dag::edge {
@@ -44,11 +45,8 @@ Result<std::unique_ptr<PowerSource>> open_gpiod_line(const std::string& chip, un
 /// A line whose level is set by set_level() (from the control socket). Starts at `initial`.
 class SimLine final : public PowerSource {
  public:
-  explicit SimLine(bool initial);
-  ~SimLine() override;
-  SimLine(const SimLine&) = delete;
-  SimLine& operator=(const SimLine&) = delete;
-  [[nodiscard]] int fd() const override { return event_fd_; }
+  explicit SimLine(bool initial) : level_(initial) {}
+  [[nodiscard]] int fd() const override { return wake_.fd(); }
   Result<std::vector<LineEvent>> drain() override;
   Result<bool> read() override { return level_; }
   [[nodiscard]] std::string describe() const override { return "sim"; }
@@ -57,7 +55,7 @@ class SimLine final : public PowerSource {
   void toggle() { set_level(!level_); }
 
  private:
-  int event_fd_{-1};
+  EventFd wake_;
   bool level_;
   std::vector<LineEvent> queued_;
 };
