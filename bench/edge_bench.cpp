@@ -189,8 +189,8 @@ json latency(dag::test::TestPki& pki, dag::test::MosquittoBroker& broker, int fl
           {"max_ms", percentile(ms, 1.0)}};
 }
 
-std::map<std::string, long> proc_status(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+std::map<std::string, long> proc_status_file(const std::string& path) {
+  std::ifstream in(path);
   std::map<std::string, long> out;
   std::string line;
   while (std::getline(in, line)) {
@@ -202,6 +202,10 @@ std::map<std::string, long> proc_status(pid_t pid) {
     }
   }
   return out;
+}
+
+std::map<std::string, long> proc_status(pid_t pid) {
+  return proc_status_file("/proc/" + std::to_string(pid) + "/status");
 }
 
 long cpu_ticks(pid_t pid) {
@@ -248,16 +252,30 @@ json footprint(dag::test::TestPki& pki, dag::test::MosquittoBroker& broker, cons
   const double wall = std::chrono::duration<double>(Clock::now() - w0).count();
   const long t1 = cpu_ticks(pid);
   const auto st = proc_status(pid);
+  const auto rollup = proc_status_file("/proc/" + std::to_string(pid) + "/smaps_rollup");
   (*p)->stop();
   struct stat sb {};
   ::stat(bin.c_str(), &sb);
+  // The size that ships: without symbols and debug info.
+  const dag::test::TempDir strip_dir("dag-edge-strip");
+  const auto stripped = strip_dir.path() / "dag-edge";
+  long stripped_bytes = -1;
+  if (auto s = dag::test::Process::spawn({.argv = {"strip", "-o", stripped.string(), bin}});
+      s && (*s)->wait().success()) {
+    struct stat ss {};
+    if (::stat(stripped.c_str(), &ss) == 0) stripped_bytes = static_cast<long>(ss.st_size);
+  }
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   return {{"idle_seconds", wall},
           {"cpu_percent", 100.0 * static_cast<double>(t1 - t0) / hz / wall},
           {"vm_hwm_kib", st.count("VmHWM") != 0 ? st.at("VmHWM") : -1},
           {"vm_rss_kib", st.count("VmRSS") != 0 ? st.at("VmRSS") : -1},
+          {"rss_anon_kib", st.count("RssAnon") != 0 ? st.at("RssAnon") : -1},
+          {"rss_file_kib", st.count("RssFile") != 0 ? st.at("RssFile") : -1},
+          {"pss_kib", rollup.count("Pss") != 0 ? rollup.at("Pss") : -1},
           {"threads", st.count("Threads") != 0 ? st.at("Threads") : -1},
-          {"binary_bytes", static_cast<long>(sb.st_size)}};
+          {"binary_bytes", static_cast<long>(sb.st_size)},
+          {"stripped_binary_bytes", stripped_bytes}};
 }
 
 }  // namespace
