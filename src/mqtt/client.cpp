@@ -140,7 +140,7 @@ void Client::stop() {
   }
   cv_.notify_all();
   // A DISCONNECT packet makes the broker discard the will: a clean shutdown is not an outage.
-  mosquitto_disconnect(mosq_);
+  disconnect_queued_ = mosquitto_disconnect(mosq_) == MOSQ_ERR_SUCCESS;
   thread_.join();
 }
 
@@ -214,9 +214,9 @@ void Client::run() {
     attempt = accepted ? 0 : attempt + 1;
     wait_backoff(accepted ? 0 : attempt);
   }
-  // stop() may have raced a connect in progress: say goodbye again so that the broker
-  // discards the will, and let the loop write it.
-  mosquitto_disconnect(mosq_);
+  // stop() raced a connect in progress (nothing to disconnect then): say goodbye now.
+  // Never twice: a second DISCONNECT is a protocol error, and the broker then sends the will.
+  if (!disconnect_queued_) mosquitto_disconnect(mosq_);
   mosquitto_loop(mosq_, 100, 1);
 }
 

@@ -278,6 +278,51 @@ TEST_F(EdgeIntegration, InvalidCertificatesExitWithCode2BeforeConnecting) {
   EXPECT_NE((*p)->output().find("does not belong"), std::string::npos) << (*p)->output();
 }
 
+TEST_F(EdgeIntegration, PresenceIsRetainedBirthThenCleanGoodbyeOnSigterm) {
+  ASSERT_TRUE(responder_->client().subscribe("dags/+/presence", 1));
+  start_edge();
+  auto birth = responder_->client().wait_for_message("dags/dag-a/presence", kWait);
+  ASSERT_TRUE(birth);
+  EXPECT_EQ(birth->payload, "connected");
+  // The status command talks to the running agent.
+  auto st =
+      Process::spawn({.argv = {DAG_EDGE_BIN, "status", "--state-dir", state_.path().string()}});
+  ASSERT_TRUE(st);
+  ASSERT_TRUE((*st)->wait().success()) << (*st)->output();
+  const auto status = json::parse((*st)->output(), nullptr, false);
+  ASSERT_TRUE(status.is_object()) << (*st)->output();
+  EXPECT_EQ(status["deviceId"], "dag-a");
+  EXPECT_TRUE(status.contains("outboxDepth"));
+
+  const auto stopped = edge_->stop(SIGTERM);
+  EXPECT_TRUE(stopped.success()) << stopped.to_string();
+  auto bye = responder_->client().wait_for_message("dags/dag-a/presence", kWait);
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(bye->payload, "disconnected");
+  // A clean DISCONNECT (after which the broker discards the will), not a dropped socket.
+  EXPECT_TRUE(broker_->wait_for_log("Client dag-a disconnected.", kWait)) << broker_->log();
+  EXPECT_EQ(broker_->log().find("Client dag-a closed its connection"), std::string::npos);
+  // Retained: a late subscriber learns the last presence at once.
+  auto late = MqttTestClient::connect(client_options(*broker_, pki_.client("dagd"), "late"));
+  ASSERT_TRUE(late);
+  ASSERT_TRUE((*late)->subscribe("dags/dag-a/presence", 1));
+  auto retained = (*late)->wait_for_message("dags/dag-a/presence", kWait);
+  ASSERT_TRUE(retained);
+  EXPECT_EQ(retained->payload, "disconnected");
+  EXPECT_TRUE(retained->retain);
+}
+
+TEST_F(EdgeIntegration, LastWillAnnouncesAnAgentThatVanished) {
+  ASSERT_TRUE(responder_->client().subscribe("dags/+/presence", 1));
+  start_edge();
+  auto birth = responder_->client().wait_for_message("dags/dag-a/presence", kWait);
+  ASSERT_TRUE(birth);
+  edge_->kill9();
+  auto will = responder_->client().wait_for_message("dags/dag-a/presence", kWait);
+  ASSERT_TRUE(will) << broker_->log();
+  EXPECT_EQ(will->payload, "disconnected");
+}
+
 TEST_F(EdgeIntegration, MissingGpioChipIsAConfigurationError) {
   auto e = env();
   e.emplace_back("DAG_POWER_SOURCE", "gpiod");

@@ -122,6 +122,7 @@ class Client {
   std::thread thread_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> disconnect_queued_{false};
   std::mutex mutex_;  // guards filters_ and the backoff wait
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> filters_;
