@@ -159,6 +159,7 @@ void Agent::on_transport(const TransportEvent& event) {
       inflight_.clear();
       break;
     case TransportEvent::Kind::message: on_message(event.topic, event.payload); break;
+    case TransportEvent::Kind::published: break;  // QoS 1 acks matter only at shutdown
   }
 }
 

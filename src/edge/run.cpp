@@ -58,6 +58,7 @@ class EventQueue final : public mqtt::Handler {
   void on_message(mqtt::Message m) override {
     push({TransportEvent::Kind::message, std::move(m.topic), std::move(m.payload)});
   }
+  void on_published(int mid) override { push({TransportEvent::Kind::published, {}, {}, mid}); }
   std::deque<TransportEvent> take() {
     wake_.drain();
     std::lock_guard lock(mutex_);
@@ -422,8 +423,24 @@ int run_agent(const EdgeSettings& settings, const AgentInfo& info) {
   }
 
   // A clean goodbye: retained presence says so, and DISCONNECT tells the broker to drop the
-  // will (the device did not vanish; it was stopped).
-  (void)transport.publish(protocol::presence_topic(settings.device_id), "disconnected", 1, true);
+  // will (the device did not vanish; it was stopped). First let outstanding replies and the
+  // goodbye's PUBACK arrive (bounded): a socket closed with unread input is reset by the
+  // kernel, and the reset can destroy the DISCONNECT before the broker reads it.
+  const auto goodbye =
+      transport.publish(protocol::presence_topic(settings.device_id), "disconnected", 1, true);
+  bool acked = !goodbye;
+  const auto deadline = clock.steady() + std::chrono::seconds{2};
+  while ((!acked || agent.in_flight() > 0) && clock.steady() < deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.steady()).count();
+    pollfd p{events.fd(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left, 0))) <= 0) break;
+    for (auto& e : events.take()) {
+      if (e.kind == TransportEvent::Kind::published && goodbye && e.mid == *goodbye) acked = true;
+      if (e.kind == TransportEvent::Kind::disconnected) acked = true;  // nothing more will come
+      agent.on_transport(e);
+    }
+  }
   (*client)->stop();
   ::close(sig_fd);
   return 0;

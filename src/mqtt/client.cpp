@@ -135,12 +135,14 @@ void Client::start() {
 void Client::stop() {
   if (!thread_.joinable()) return;
   {
+    // stopping_ and the DISCONNECT are set together under the lock, so that the network
+    // thread, once it sees stopping_, knows whether a DISCONNECT is already queued.
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    // A DISCONNECT makes the broker discard the will: a clean shutdown is not an outage.
+    disconnect_queued_ = mosquitto_disconnect(mosq_) == MOSQ_ERR_SUCCESS;
   }
   cv_.notify_all();
-  // A DISCONNECT packet makes the broker discard the will: a clean shutdown is not an outage.
-  disconnect_queued_ = mosquitto_disconnect(mosq_) == MOSQ_ERR_SUCCESS;
   thread_.join();
 }
 
@@ -214,10 +216,19 @@ void Client::run() {
     attempt = accepted ? 0 : attempt + 1;
     wait_backoff(accepted ? 0 : attempt);
   }
-  // stop() raced a connect in progress (nothing to disconnect then): say goodbye now.
-  // Never twice: a second DISCONNECT is a protocol error, and the broker then sends the will.
-  if (!disconnect_queued_) mosquitto_disconnect(mosq_);
-  mosquitto_loop(mosq_, 100, 1);
+  {
+    // stop() may have raced a connect in progress (nothing to disconnect then): say
+    // goodbye now. Never twice: a second DISCONNECT, or two threads writing one, corrupts
+    // the stream, and the broker then drops the session and sends the will.
+    std::lock_guard lock(mutex_);
+    if (!disconnect_queued_) disconnect_queued_ = mosquitto_disconnect(mosq_) == MOSQ_ERR_SUCCESS;
+  }
+  // Run the loop until libmosquitto has written the DISCONNECT (it then closes the
+  // socket), bounded: a dead broker must not hold up a shutdown.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+  while (mosquitto_socket(mosq_) >= 0 && std::chrono::steady_clock::now() < deadline) {
+    mosquitto_loop(mosq_, 100, 1);
+  }
 }
 
 }  // namespace dag::mqtt

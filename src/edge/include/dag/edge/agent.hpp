@@ -41,10 +41,11 @@ class Transport {
 };
 
 struct TransportEvent {
-  enum class Kind { connected, disconnected, message };
+  enum class Kind { connected, disconnected, message, published };
   Kind kind{Kind::message};
   std::string topic;
   std::string payload;
+  int mid{0};  ///< for published: the message id the broker acknowledged
 };
 
 /// Static facts about this agent for reported.agent.
@@ -73,6 +74,8 @@ class Agent {
 
   /// Local status for `dag-edge status` (line, battery, outbox depth, last ack, ...).
   [[nodiscard]] nlohmann::json status() const;
+  /// Requests sent and not yet answered (accepted/rejected).
+  [[nodiscard]] std::size_t in_flight() const { return inflight_.size(); }
   /// Tunables in force (initial settings + applied deltas).
   [[nodiscard]] const Tunables& tunables() const { return tunables_; }
   /// Replaces tunables without reporting (restored from disk at start-up).
