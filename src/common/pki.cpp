@@ -110,36 +110,27 @@ Result<std::string> to_pem(WriteFn&& write) {
   return bio_to_string(bio.get());
 }
 
+// One PEM reader for every object type: `read` is OpenSSL's PEM_read_bio_<TYPE>.
+template <class Ptr, class ReadFn>
+Result<Ptr> parse_pem(std::string_view pem, ReadFn read, const char* what) {
+  auto bio = read_bio(pem);
+  if (!bio) return Unexpected<Error>{bio.error()};
+  Ptr object{read(bio->get(), nullptr, nullptr, nullptr)};
+  if (!object) return ossl_fail(Errc::parse, std::string(what) + " PEM does not parse");
+  return object;
+}
+
 Result<PkeyPtr> parse_key(std::string_view pem) {
-  auto bio = read_bio(pem);
-  if (!bio) return Unexpected<Error>{bio.error()};
-  PkeyPtr key{PEM_read_bio_PrivateKey(bio->get(), nullptr, nullptr, nullptr)};
-  if (!key) return ossl_fail(Errc::parse, "private key PEM does not parse");
-  return key;
+  return parse_pem<PkeyPtr>(pem, PEM_read_bio_PrivateKey, "private key");
 }
-
 Result<X509Ptr> parse_cert(std::string_view pem) {
-  auto bio = read_bio(pem);
-  if (!bio) return Unexpected<Error>{bio.error()};
-  X509Ptr cert{PEM_read_bio_X509(bio->get(), nullptr, nullptr, nullptr)};
-  if (!cert) return ossl_fail(Errc::parse, "certificate PEM does not parse");
-  return cert;
+  return parse_pem<X509Ptr>(pem, PEM_read_bio_X509, "certificate");
 }
-
 Result<ReqPtr> parse_csr(std::string_view pem) {
-  auto bio = read_bio(pem);
-  if (!bio) return Unexpected<Error>{bio.error()};
-  ReqPtr req{PEM_read_bio_X509_REQ(bio->get(), nullptr, nullptr, nullptr)};
-  if (!req) return ossl_fail(Errc::parse, "CSR PEM does not parse");
-  return req;
+  return parse_pem<ReqPtr>(pem, PEM_read_bio_X509_REQ, "CSR");
 }
-
 Result<CrlPtr> parse_crl(std::string_view pem) {
-  auto bio = read_bio(pem);
-  if (!bio) return Unexpected<Error>{bio.error()};
-  CrlPtr crl{PEM_read_bio_X509_CRL(bio->get(), nullptr, nullptr, nullptr)};
-  if (!crl) return ossl_fail(Errc::parse, "CRL PEM does not parse");
-  return crl;
+  return parse_pem<CrlPtr>(pem, PEM_read_bio_X509_CRL, "CRL");
 }
 
 Result<std::string> key_to_pem(EVP_PKEY* key) {

@@ -8,21 +8,13 @@
 
 #include "dag/broker/acl.hpp"
 
+#include "rendered_lines.hpp"
+
 namespace dag::broker {
 namespace {
 
-std::vector<std::string> rules(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in{text};
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-  }
-  return out;
-}
-
-bool has(const std::vector<std::string>& lines, const std::string& line) {
-  return std::find(lines.begin(), lines.end(), line) != lines.end();
-}
+using rendered::has;
+const auto& rules = rendered::lines;
 
 TEST(AclRenderTest, DevicesMayPublishOnlyTheirOwnRequests) {
   auto text = render_acl({});

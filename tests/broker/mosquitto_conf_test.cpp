@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "rendered_lines.hpp"
+
 namespace dag::broker {
 namespace {
 
@@ -20,19 +22,8 @@ BrokerConfig minimal() {
   return c;
 }
 
-// The settings (non-comment, non-empty lines) of a rendered file, in order.
-std::vector<std::string> settings(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in{text};
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-  }
-  return out;
-}
-
-bool has(const std::vector<std::string>& lines, const std::string& line) {
-  return std::find(lines.begin(), lines.end(), line) != lines.end();
-}
+using rendered::has;
+const auto& settings = rendered::lines;
 
 bool has_prefix(const std::vector<std::string>& lines, const std::string& prefix) {
   return std::any_of(lines.begin(), lines.end(),
