@@ -2,7 +2,6 @@
 find_package(Threads REQUIRED)
 find_package(OpenSSL 3 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
-find_package(RapidJSON 1.1 REQUIRED)  # header-only; sets RAPIDJSON_INCLUDE_DIRS, no target
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(tomlplusplus REQUIRED)
