@@ -22,6 +22,8 @@
 #include <memory>
 #include <utility>
 
+#include "dag/common/errno_text.hpp"
+
 namespace dag::pki {
 namespace {
 
@@ -76,12 +78,6 @@ Unexpected<Error> ossl_fail(Errc code, std::string_view what) {
 
 Unexpected<Error> crypto_fail(std::string_view what) {
   return ossl_fail(Errc::crypto, what);
-}
-
-// strerror shares one buffer between threads; this is GNU strerror_r (returns the text).
-std::string errno_text(int err) {
-  std::array<char, 256> buf{};
-  return ::strerror_r(err, buf.data(), buf.size());
 }
 
 // ---- PEM <-> objects ------------------------------------------------------------------

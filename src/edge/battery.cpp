@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "dag/common/errno_text.hpp"
+
 namespace dag::edge {
 namespace {
 
@@ -23,7 +25,7 @@ Result<std::uint16_t> read_word(int fd, int address, std::uint8_t reg) {
   };
   i2c_rdwr_ioctl_data xfer{msgs, 2};
   if (::ioctl(fd, I2C_RDWR, &xfer) < 0) {
-    return fail(Errc::io, std::string("i2c read: ") + std::strerror(errno));
+    return fail(Errc::io, std::string("i2c read: ") + errno_text());
   }
   return static_cast<std::uint16_t>((in[0] << 8U) | in[1]);  // the gauge is big-endian
 }
@@ -32,7 +34,7 @@ Result<std::uint16_t> read_word(int fd, int address, std::uint8_t reg) {
 
 Result<BatteryReading> Max17040Gauge::read() {
   const int fd = ::open(device_.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return fail(Errc::io, "cannot open " + device_ + ": " + std::strerror(errno));
+  if (fd < 0) return fail(Errc::io, "cannot open " + device_ + ": " + errno_text());
   auto vcell = read_word(fd, address_, 0x02);
   auto soc = vcell ? read_word(fd, address_, 0x04) : Result<std::uint16_t>(std::uint16_t{0});
   ::close(fd);

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <utility>
 
+#include "dag/common/errno_text.hpp"
+
 namespace dag::edge {
 namespace {
 
@@ -70,7 +72,7 @@ Result<void> write_all(int fd, std::string_view data) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(Errc::io, std::string("outbox write: ") + std::strerror(errno));
+      return fail(Errc::io, std::string("outbox write: ") + errno_text());
     }
     data.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -79,10 +81,10 @@ Result<void> write_all(int fd, std::string_view data) {
 
 Result<void> sync_dir(const std::filesystem::path& dir) {
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return fail(Errc::io, std::string("outbox dir open: ") + std::strerror(errno));
+  if (dfd < 0) return fail(Errc::io, std::string("outbox dir open: ") + errno_text());
   const int rc = ::fsync(dfd);
   ::close(dfd);
-  if (rc != 0) return fail(Errc::io, std::string("outbox dir fsync: ") + std::strerror(errno));
+  if (rc != 0) return fail(Errc::io, std::string("outbox dir fsync: ") + errno_text());
   return ok();
 }
 
@@ -136,8 +138,7 @@ Result<Outbox> Outbox::open(const std::filesystem::path& dir, std::size_t capaci
   Outbox box(dir / "outbox.log", capacity);
   box.fd_ = ::open(box.path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (box.fd_ < 0) {
-    return fail(Errc::io,
-                "outbox: cannot open " + box.path_.string() + ": " + std::strerror(errno));
+    return fail(Errc::io, "outbox: cannot open " + box.path_.string() + ": " + errno_text());
   }
   if (auto r = box.replay(); !r) return Unexpected{r.error()};
   return box;
@@ -145,14 +146,13 @@ Result<Outbox> Outbox::open(const std::filesystem::path& dir, std::size_t capaci
 
 Result<void> Outbox::replay() {
   struct stat st {};
-  if (::fstat(fd_, &st) != 0)
-    return fail(Errc::io, std::string("outbox stat: ") + std::strerror(errno));
+  if (::fstat(fd_, &st) != 0) return fail(Errc::io, std::string("outbox stat: ") + errno_text());
   std::string data(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t got = 0;
   while (got < data.size()) {
     const ssize_t n = ::pread(fd_, data.data() + got, data.size() - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail(Errc::io, std::string("outbox read: ") + std::strerror(errno));
+    if (n <= 0) return fail(Errc::io, std::string("outbox read: ") + errno_text());
     got += static_cast<std::size_t>(n);
   }
 
@@ -187,11 +187,11 @@ Result<void> Outbox::replay() {
   if (pos != all.size()) {
     torn_bytes_ = all.size() - pos;
     if (::ftruncate(fd_, static_cast<off_t>(pos)) != 0 || ::fdatasync(fd_) != 0) {
-      return fail(Errc::io, std::string("outbox truncate: ") + std::strerror(errno));
+      return fail(Errc::io, std::string("outbox truncate: ") + errno_text());
     }
   }
   if (::lseek(fd_, static_cast<off_t>(file_size_), SEEK_SET) < 0) {
-    return fail(Errc::io, std::string("outbox seek: ") + std::strerror(errno));
+    return fail(Errc::io, std::string("outbox seek: ") + errno_text());
   }
   // A fresh file needs its BASE so that the seq counter survives later compactions.
   if (file_size_ == 0) return rewrite();
@@ -205,7 +205,7 @@ Result<void> Outbox::write_record(std::uint8_t type, std::string_view payload, b
     return r;
   }
   if (sync && ::fdatasync(fd_) != 0) {
-    const std::string why = std::strerror(errno);
+    const std::string why = errno_text();
     rollback_tail();
     return fail(Errc::io, "outbox fdatasync: " + why);
   }
@@ -213,6 +213,7 @@ Result<void> Outbox::write_record(std::uint8_t type, std::string_view payload, b
   return ok();
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): it changes the file
 void Outbox::rollback_tail() noexcept {
   // Leave no half record behind: the next open would drop it anyway, but appends after it
   // would be lost with it. If even this fails the disk is gone and open() will cope.
@@ -257,7 +258,7 @@ Result<void> Outbox::ack(std::uint64_t seq) {
 Result<void> Outbox::rewrite() {
   const std::filesystem::path tmp = path_.string() + ".tmp";
   const int tfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (tfd < 0) return fail(Errc::io, std::string("outbox rewrite: ") + std::strerror(errno));
+  if (tfd < 0) return fail(Errc::io, std::string("outbox rewrite: ") + errno_text());
   std::string data;
   std::string base;
   put_u64(base, last_seq_);
@@ -265,25 +266,24 @@ Result<void> Outbox::rewrite() {
   data += frame(kBase, base);
   for (const auto& e : pending_) data += frame(kEntry, seq_payload(e.seq, e.body));
   auto w = write_all(tfd, data);
-  if (w && ::fsync(tfd) != 0)
-    w = fail(Errc::io, std::string("outbox fsync: ") + std::strerror(errno));
+  if (w && ::fsync(tfd) != 0) w = fail(Errc::io, std::string("outbox fsync: ") + errno_text());
   ::close(tfd);
   if (!w) {
     ::unlink(tmp.c_str());
     return w;
   }
   if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return fail(Errc::io, std::string("outbox rename: ") + std::strerror(errno));
+    return fail(Errc::io, std::string("outbox rename: ") + errno_text());
   }
   if (auto r = sync_dir(path_.parent_path()); !r) return r;
   const int nfd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
-  if (nfd < 0) return fail(Errc::io, std::string("outbox reopen: ") + std::strerror(errno));
+  if (nfd < 0) return fail(Errc::io, std::string("outbox reopen: ") + errno_text());
   ::close(fd_);
   fd_ = nfd;
   file_size_ = data.size();
   acked_records_ = 0;
   if (::lseek(fd_, static_cast<off_t>(file_size_), SEEK_SET) < 0) {
-    return fail(Errc::io, std::string("outbox seek: ") + std::strerror(errno));
+    return fail(Errc::io, std::string("outbox seek: ") + errno_text());
   }
   return ok();
 }

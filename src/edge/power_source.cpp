@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "dag/common/errno_text.hpp"
+
 namespace dag::edge {
 namespace {
 
@@ -30,7 +32,7 @@ class GpiodLine final : public PowerSource {
     std::vector<LineEvent> out;
     gpiod_line_event events[16];
     const int n = gpiod_line_event_read_multiple(line_, events, 16);
-    if (n < 0) return fail(Errc::io, std::string("gpiod event read: ") + std::strerror(errno));
+    if (n < 0) return fail(Errc::io, std::string("gpiod event read: ") + errno_text());
     for (int i = 0; i < n; ++i) {
       out.push_back({events[i].event_type == GPIOD_LINE_EVENT_RISING_EDGE});
     }
@@ -39,7 +41,7 @@ class GpiodLine final : public PowerSource {
 
   Result<bool> read() override {
     const int v = gpiod_line_get_value(line_);
-    if (v < 0) return fail(Errc::io, std::string("gpiod read: ") + std::strerror(errno));
+    if (v < 0) return fail(Errc::io, std::string("gpiod read: ") + errno_text());
     return v == 1;
   }
 
@@ -57,7 +59,7 @@ Result<std::unique_ptr<PowerSource>> open_gpiod_line(const std::string& chip, un
                                                      bool active_low) {
   gpiod_chip* c = gpiod_chip_open_lookup(chip.c_str());
   if (c == nullptr) {
-    return fail(Errc::not_found, "gpio chip '" + chip + "': " + std::strerror(errno));
+    return fail(Errc::not_found, "gpio chip '" + chip + "': " + errno_text());
   }
   gpiod_line* l = gpiod_chip_get_line(c, line);
   if (l == nullptr) {
@@ -66,7 +68,7 @@ Result<std::unique_ptr<PowerSource>> open_gpiod_line(const std::string& chip, un
   }
   const int flags = active_low ? GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW : 0;
   if (gpiod_line_request_both_edges_events_flags(l, kConsumer, flags) != 0) {
-    const std::string why = std::strerror(errno);
+    const std::string why = errno_text();
     gpiod_chip_close(c);
     return fail(Errc::io, "gpio line " + std::to_string(line) + " request: " + why);
   }

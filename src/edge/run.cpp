@@ -19,6 +19,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "dag/common/errno_text.hpp"
 #include "dag/common/log.hpp"
 #include "dag/edge/agent.hpp"
 #include "dag/mqtt/client.hpp"
@@ -34,12 +35,12 @@ using json = nlohmann::json;
 Result<void> write_private_file(const std::filesystem::path& path, std::string_view data) {
   const auto tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(Errc::io, "cannot write " + tmp + ": " + std::strerror(errno));
+  if (fd < 0) return fail(Errc::io, "cannot write " + tmp + ": " + errno_text());
   const ssize_t n = ::write(fd, data.data(), data.size());
   const bool good = n == static_cast<ssize_t>(data.size()) && ::fsync(fd) == 0;
   ::close(fd);
   if (!good || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail(Errc::io, "cannot write " + path.string() + ": " + std::strerror(errno));
+    return fail(Errc::io, "cannot write " + path.string() + ": " + errno_text());
   }
   return ok();
 }
@@ -103,12 +104,12 @@ class ControlSocket {
       return fail(Errc::config, "control socket path too long: " + path.string());
     }
     s.fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s.fd_ < 0) return fail(Errc::io, std::string("control socket: ") + std::strerror(errno));
+    if (s.fd_ < 0) return fail(Errc::io, std::string("control socket: ") + errno_text());
     ::unlink(path.c_str());
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
     if (::bind(s.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      return fail(Errc::io, "control socket bind " + path.string() + ": " + std::strerror(errno));
+      return fail(Errc::io, "control socket bind " + path.string() + ": " + errno_text());
     }
     ::chmod(path.c_str(), 0600);
     return s;
@@ -142,7 +143,7 @@ class ControlSocket {
       if (from_len > sizeof(sa_family_t) &&
           ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from),
                    from_len) < 0) {
-        log::debug("control.reply_lost", {{"error", std::strerror(errno)}});
+        log::debug("control.reply_lost", {{"error", errno_text()}});
       }
       from_len = sizeof from;
     }
@@ -165,7 +166,7 @@ void run_shutdown_command(const std::string& command) {
   // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): posix_spawn's historical signature
   if (::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ) !=
       0) {
-    log::error("shutdown.spawn_failed", {{"error", std::strerror(errno)}});
+    log::error("shutdown.spawn_failed", {{"error", errno_text()}});
     return;
   }
   log::warn("shutdown.started", {{"pid", pid}});
@@ -190,7 +191,7 @@ Result<std::string> control_request(const std::filesystem::path& state_dir,
                                     std::string_view command, std::chrono::milliseconds timeout) {
   const auto server = control_socket_path(state_dir);
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(Errc::io, std::string("socket: ") + std::strerror(errno));
+  if (fd < 0) return fail(Errc::io, std::string("socket: ") + errno_text());
   // An abstract reply address: nothing to clean up on disk.
   sockaddr_un me{};
   me.sun_family = AF_UNIX;
@@ -205,12 +206,12 @@ Result<std::string> control_request(const std::filesystem::path& state_dir,
     return r;
   };
   if (::bind(fd, reinterpret_cast<sockaddr*>(&me), me_len) != 0) {
-    return done(fail(Errc::io, std::string("bind: ") + std::strerror(errno)));
+    return done(fail(Errc::io, std::string("bind: ") + errno_text()));
   }
   if (::sendto(fd, command.data(), command.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
       0) {
-    return done(fail(Errc::unavailable, "dag-edge is not running (" + server.string() + ": " +
-                                            std::strerror(errno) + ")"));
+    return done(fail(Errc::unavailable,
+                     "dag-edge is not running (" + server.string() + ": " + errno_text() + ")"));
   }
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) {
@@ -218,7 +219,7 @@ Result<std::string> control_request(const std::filesystem::path& state_dir,
   }
   char buf[65536];
   const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-  if (n < 0) return done(fail(Errc::io, std::string("recv: ") + std::strerror(errno)));
+  if (n < 0) return done(fail(Errc::io, std::string("recv: ") + errno_text()));
   return done(std::string(buf, static_cast<std::size_t>(n)));
 }
 
@@ -394,7 +395,7 @@ int run_agent(const EdgeSettings& settings, const AgentInfo& info) {
                      {power->fd(), POLLIN, 0}};
     const int n = ::poll(fds, power->fd() >= 0 ? 4 : 3, timeout);
     if (n < 0 && errno != EINTR) {
-      log::error("poll.failed", {{"error", std::strerror(errno)}});
+      log::error("poll.failed", {{"error", errno_text()}});
       break;
     }
     if (n > 0 && (fds[0].revents & POLLIN) != 0) {

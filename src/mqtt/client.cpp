@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dag/common/errno_text.hpp"
 #include "dag/common/log.hpp"
 
 namespace dag::mqtt {
@@ -14,7 +15,7 @@ namespace {
 std::once_flag g_lib_init;
 
 std::string mosq_error(int rc) {
-  if (rc == MOSQ_ERR_ERRNO) return std::strerror(errno);
+  if (rc == MOSQ_ERR_ERRNO) return errno_text();
   return mosquitto_strerror(rc);
 }
 

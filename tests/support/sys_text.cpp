@@ -6,12 +6,6 @@
 
 namespace dag::test::detail {
 
-std::string errno_text(int err) {
-  std::array<char, 256> buf{};
-  // GNU strerror_r: returns a pointer to the text (ours or a static one).
-  return ::strerror_r(err, buf.data(), buf.size());
-}
-
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev != nullptr ? std::string{"SIG"} + abbrev : std::to_string(sig);

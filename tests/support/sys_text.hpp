@@ -4,10 +4,11 @@
 
 #include <string>
 
+#include "dag/common/errno_text.hpp"
+
 namespace dag::test::detail {
 
-/// strerror_r's text for `err` (std::strerror shares one buffer between threads).
-std::string errno_text(int err);
+using dag::errno_text;
 
 /// sigabbrev_np's name ("TERM") or the number.
 std::string signal_name(int sig);

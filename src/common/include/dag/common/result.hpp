@@ -59,16 +59,20 @@ class [[nodiscard]] Expected {
   using value_type = T;
   using error_type = E;
 
+  // clang-format 14 mangles requires-clauses; these two are laid out by hand.
+  // clang-format off
+  // Implicit by design (`return value;`); the requires-clause keeps it from hiding the
+  // copy and move constructors.
   template <class U = T>
-  requires std::is_constructible_v<T, U&&> &&
-      (!std::is_same_v<std::remove_cvref_t<U>, Expected>)Expected(U&& value)
-      : data_(std::in_place_index<0>, std::forward<U>(value)) {
-  }  // NOLINT(google-explicit-constructor)
+    requires std::is_constructible_v<T, U&&> && (!std::is_same_v<std::remove_cvref_t<U>, Expected>)
+  Expected(U&& value)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
+      : data_(std::in_place_index<0>, std::forward<U>(value)) {}
 
   template <class G>
-  requires std::is_constructible_v<E, G&&> Expected(
-      Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
+    requires std::is_constructible_v<E, G&&>
+  Expected(Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
       : data_(std::in_place_index<1>, std::move(unexpected.error)) {}
+  // clang-format on
 
   [[nodiscard]] bool has_value() const noexcept { return data_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
@@ -118,10 +122,12 @@ template <class E>
 class [[nodiscard]] Expected<void, E> {
  public:
   Expected() = default;
+  // clang-format off
   template <class G>
-  requires std::is_constructible_v<E, G&&> Expected(
-      Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
+    requires std::is_constructible_v<E, G&&>
+  Expected(Unexpected<G> unexpected)  // NOLINT(google-explicit-constructor)
       : error_(std::move(unexpected.error)), failed_(true) {}
+  // clang-format on
 
   [[nodiscard]] bool has_value() const noexcept { return !failed_; }
   explicit operator bool() const noexcept { return has_value(); }
