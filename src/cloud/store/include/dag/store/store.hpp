@@ -1,0 +1,261 @@
+// Store: dagd's persistent state behind one interface, so that the same service runs on
+// an embedded SQLite file (dag/store/sqlite.hpp) or, later, on PostgreSQL shared by
+// several dagd replicas.
+//
+// Everything happens in a Transaction. A read_write transaction is serializable: its
+// effect is as if the write transactions of every process sharing the database ran one
+// after another, so a read-modify-write of a device row needs no further locking. A
+// backend that cannot guarantee this without aborting reports StoreErrc::busy, and the
+// caller runs the whole transaction again (transact() below does). A read_only
+// transaction sees one consistent snapshot and never blocks a writer.
+//
+// Replicas coordinate through data, not through locks held between transactions: shadows
+// carry a revision for optimistic concurrency, and timers and intents are claimed with a
+// lease (owner + expiry) so that two replicas never work on the same row at once, and a
+// crashed replica's claims become claimable again when their lease runs out.
+//
+// Thread-safety: a Store may be shared by any number of threads; begin() is safe to call
+// concurrently. A Transaction is used by one thread at a time (it may be handed to another
+// thread between calls) and must be destroyed before its Store.
+// Blocking: every call may do disk or network I/O. begin() waits up to the backend's busy
+// timeout for the write lock; commit() of a read_write transaction waits for durability
+// (fsync or the database server's acknowledgement).
+// Errors: StoreErrc (dag/store/error.hpp). Outside input never crashes the store: bad ids,
+// unknown rows and out-of-range values come back as not_found / invalid_argument.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "dag/store/error.hpp"
+#include "dag/store/records.hpp"
+
+namespace dag::store {
+
+enum class TxMode {
+  read_write,  ///< serialized with every other writer; may call every operation
+  read_only,   ///< a snapshot; write operations return invalid_argument
+};
+
+/// One unit of work. Nothing it writes is visible to others before commit(); destroying
+/// it without a successful commit() rolls everything back.
+///
+/// After an error for which leaves_transaction_usable() is true (not_found, conflict,
+/// invalid_argument) the failed operation has written nothing and the transaction goes on.
+/// After any other error the transaction is dead: later operations and commit() return
+/// that error again, and the caller should drop it (and retry on busy).
+///
+/// Limits: names and addresses are checked for length (invalid_argument); list results
+/// are bounded by a `limit` argument where they can grow without bound.
+class Transaction {
+ public:
+  Transaction() = default;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Transaction(Transaction&&) = delete;
+  Transaction& operator=(Transaction&&) = delete;
+  /// Rolls back unless committed. Never throws.
+  virtual ~Transaction() = default;
+
+  [[nodiscard]] virtual TxMode mode() const noexcept = 0;
+
+  /// Makes every write durable and visible, then ends the transaction. Calling it twice,
+  /// or after rollback(), is invalid_argument. Errors: busy, io, corrupt (nothing written).
+  virtual StoreResult<void> commit() = 0;
+  /// Discards every write and ends the transaction. Idempotent.
+  virtual void rollback() noexcept = 0;
+
+  // ---- accounts -------------------------------------------------------------------------
+
+  /// Creates an account with default settings. Errors: conflict (username taken),
+  /// invalid_argument (username 1..128 bytes, password_hash 1..512 bytes).
+  virtual StoreResult<Account> create_account(std::string_view username,
+                                              std::string_view password_hash,
+                                              std::int64_t created_at_ms) = 0;
+  /// Errors: not_found.
+  virtual StoreResult<Account> get_account(std::string_view account_id) = 0;
+  /// Exact match. Errors: not_found.
+  virtual StoreResult<Account> find_account_by_username(std::string_view username) = 0;
+  /// Every account, by username.
+  virtual StoreResult<std::vector<Account>> list_accounts() = 0;
+  /// Replaces all settings. Errors: not_found, invalid_argument (a value out of range, see
+  /// AccountSettings).
+  virtual StoreResult<void> update_account_settings(std::string_view account_id,
+                                                    const AccountSettings& settings) = 0;
+  /// Errors: not_found, invalid_argument.
+  virtual StoreResult<void> set_password_hash(std::string_view account_id,
+                                              std::string_view password_hash) = 0;
+
+  // ---- notification targets -------------------------------------------------------------
+
+  /// Errors: not_found (account), conflict ((account, kind, address) exists),
+  /// invalid_argument (address 1..512 bytes, secret up to 512 bytes).
+  virtual StoreResult<NotificationTarget> add_target(const NewTarget& target) = 0;
+  /// The account's targets, oldest first (an unknown account has none).
+  virtual StoreResult<std::vector<NotificationTarget>> list_targets(
+      std::string_view account_id) = 0;
+  /// Errors: not_found.
+  virtual StoreResult<void> set_target_verified(std::string_view target_id, bool verified) = 0;
+  /// Errors: not_found.
+  virtual StoreResult<void> remove_target(std::string_view target_id) = 0;
+
+  // ---- devices --------------------------------------------------------------------------
+
+  /// Registers a device with an unknown state. Errors: invalid_argument (id not a valid
+  /// device id, name 1..128 bytes), not_found (account), conflict (id taken).
+  virtual StoreResult<Device> create_device(const NewDevice& device) = 0;
+  /// Errors: not_found.
+  virtual StoreResult<Device> get_device(std::string_view device_id) = 0;
+  /// The account's devices, by name then id (an unknown account has none).
+  virtual StoreResult<std::vector<Device>> list_devices(std::string_view account_id) = 0;
+  /// Errors: not_found, invalid_argument (name 1..128 bytes).
+  virtual StoreResult<void> rename_device(std::string_view device_id, std::string_view name) = 0;
+  /// Errors: not_found.
+  virtual StoreResult<void> set_device_revoked(std::string_view device_id, bool revoked) = 0;
+  /// Replaces the derived state. Errors: not_found, invalid_argument (battery_json not a
+  /// compact JSON object, marker over 256 bytes, negative last_seq).
+  virtual StoreResult<void> update_device_state(std::string_view device_id,
+                                                const DeviceState& state) = 0;
+
+  // ---- shadows --------------------------------------------------------------------------
+
+  /// The stored shadow (a deleted one is its tombstone document), or nullopt when the
+  /// device never had one.
+  virtual StoreResult<std::optional<StoredShadow>> get_shadow(std::string_view device_id) = 0;
+  /// Stores `document` if the stored revision equals `expected_revision` (0: no shadow
+  /// stored yet) and returns the new revision (expected + 1). There is no delete: a
+  /// deleted shadow is put as its tombstone (protocol::remove's document), so its version
+  /// carries on when it is created again. Errors: conflict (revision differs: re-read,
+  /// re-apply, retry), not_found (device), invalid_argument (document not a compact JSON
+  /// object, negative revision).
+  virtual StoreResult<std::int64_t> put_shadow(std::string_view device_id,
+                                               std::string_view document,
+                                               std::int64_t expected_revision) = 0;
+
+  // ---- events ---------------------------------------------------------------------------
+
+  /// Appends to a device's history and returns the event's id. Errors: conflict (a power
+  /// event with this (device, seq) exists: the report was a resend), not_found (device),
+  /// invalid_argument (seq on a non-power event, seq < 1).
+  virtual StoreResult<std::int64_t> append_event(const Event& event) = 0;
+  /// One page of a device's history (see EventQuery). Errors: invalid_argument (limit).
+  virtual StoreResult<EventPage> list_events(const EventQuery& query) = 0;
+
+  // ---- timers ---------------------------------------------------------------------------
+
+  /// Schedules a timer, replacing (with a new id, unclaimed) any timer of the same
+  /// (device, kind). Returns the id. Errors: not_found (device), invalid_argument (kind
+  /// 1..64 bytes, marker up to 256 bytes).
+  virtual StoreResult<std::int64_t> schedule_timer(const Timer& timer) = 0;
+  /// Removes the (device, kind) timer; true when there was one.
+  virtual StoreResult<bool> cancel_timer(std::string_view device_id, std::string_view kind) = 0;
+  /// The (device, kind) timer, if any.
+  virtual StoreResult<std::optional<StoredTimer>> find_timer(std::string_view device_id,
+                                                             std::string_view kind) = 0;
+  /// Claims up to `limit` timers due at `now_ms` (due_at_ms <= now_ms) that nobody holds
+  /// a live lease on, earliest first: each is leased to `owner` until now_ms + lease_ms. A
+  /// claimed timer stays until complete_timer(); if its owner dies, it is claimable again
+  /// once the lease has run out. Errors: invalid_argument (limit 1..1000, owner 1..128
+  /// bytes, lease_ms >= 1).
+  virtual StoreResult<std::vector<StoredTimer>> claim_due_timers(std::int64_t now_ms, int limit,
+                                                                 std::string_view owner,
+                                                                 std::int64_t lease_ms) = 0;
+  /// Removes a fired timer. Errors: not_found (it was cancelled or replaced meanwhile:
+  /// nothing to do).
+  virtual StoreResult<void> complete_timer(std::int64_t timer_id) = 0;
+  /// When the next timer becomes claimable (its due time, or the end of its current lease),
+  /// for the timer loop to sleep until; nullopt when there is none.
+  virtual StoreResult<std::optional<std::int64_t>> next_timer_due_ms() = 0;
+
+  // ---- notification outbox --------------------------------------------------------------
+
+  /// Queues an intent, claimable from created_at_ms. Returns its id. Errors: not_found
+  /// (account or device), invalid_argument (payload not a compact JSON object, device_name
+  /// over 128 bytes).
+  virtual StoreResult<std::int64_t> enqueue_intent(const Intent& intent) = 0;
+  /// Claims up to `limit` pending intents whose next attempt is due and that nobody holds
+  /// a live lease on, oldest first, counting an attempt on each. Same lease rules and
+  /// errors as claim_due_timers.
+  virtual StoreResult<std::vector<StoredIntent>> claim_intents(std::int64_t now_ms, int limit,
+                                                               std::string_view owner,
+                                                               std::int64_t lease_ms) = 0;
+  /// Errors: not_found.
+  virtual StoreResult<StoredIntent> get_intent(std::int64_t intent_id) = 0;
+  /// Delivered. Idempotent on a done intent. Errors: not_found, conflict (it failed for
+  /// good already).
+  virtual StoreResult<void> mark_intent_done(std::int64_t intent_id, std::int64_t now_ms) = 0;
+  /// Delivery failed: with retry_at_ms it goes back to pending (unclaimed) until then;
+  /// without, it fails for good. A reason over 1024 bytes is truncated (it is for humans).
+  /// Errors: not_found, conflict (already done or failed).
+  virtual StoreResult<void> mark_intent_failed(std::int64_t intent_id, std::string_view reason,
+                                               std::optional<std::int64_t> retry_at_ms,
+                                               std::int64_t now_ms) = 0;
+  /// Intents not yet done or failed (claimed or not).
+  virtual StoreResult<std::int64_t> count_pending_intents() = 0;
+};
+
+/// The store: a factory of transactions over one database. Create one with a backend's
+/// open function (dag/store/sqlite.hpp) and share it.
+class Store {
+ public:
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  Store(Store&&) = delete;
+  Store& operator=(Store&&) = delete;
+  /// Closes the database. Every Transaction must have been destroyed.
+  virtual ~Store() = default;
+
+  /// Starts a transaction. A read_write one waits (up to the busy timeout) until no other
+  /// writer holds the database. A thread must not begin a second read_write transaction
+  /// while it holds one (that would wait for itself): invalid_argument.
+  /// Errors: busy (timed out), io, corrupt.
+  virtual StoreResult<std::unique_ptr<Transaction>> begin(TxMode mode = TxMode::read_write) = 0;
+
+  /// A cheap round trip to the database, for health checks. Errors: busy, io, corrupt.
+  virtual StoreResult<void> ping() = 0;
+};
+
+/// Runs `fn(Transaction&)` (which returns a StoreResult<T>) in a transaction and commits
+/// it when fn succeeds; returns fn's result. When begin, fn or commit fails with busy, the
+/// whole transaction runs again, up to `attempts` times, so fn must only touch the store
+/// and its own locals. Other errors are returned at once (and the transaction rolled back).
+template <class F>
+auto transact(Store& store, TxMode mode, F&& fn, int attempts = 3)
+    -> std::invoke_result_t<F&, Transaction&> {
+  StoreError last{StoreErrc::busy, "transact: no attempt made"};
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    auto tx = store.begin(mode);
+    if (!tx) {
+      if (tx.error().code == StoreErrc::busy) {
+        last = std::move(tx).error();
+        continue;
+      }
+      return Unexpected<StoreError>{std::move(tx).error()};
+    }
+    auto result = fn(**tx);
+    if (!result) {
+      if (result.error().code == StoreErrc::busy) {
+        last = result.error();
+        continue;
+      }
+      return result;
+    }
+    auto committed = (*tx)->commit();
+    if (!committed) {
+      if (committed.error().code == StoreErrc::busy) {
+        last = committed.error();
+        continue;
+      }
+      return Unexpected<StoreError>{committed.error()};
+    }
+    return result;
+  }
+  return Unexpected<StoreError>{std::move(last)};
+}
+
+}  // namespace dag::store

@@ -1,0 +1,1308 @@
+// The SQLite Store: connection management (one writer, a pool of readers) and every
+// Transaction operation as a prepared statement. See dag/store/sqlite.hpp for the design.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "dag/common/encoding.hpp"
+#include "dag/protocol/topics.hpp"
+#include "dag/store/sqlite.hpp"
+
+#include "migration.hpp"
+#include "sqlite/checkpointer.hpp"
+#include "sqlite/connection.hpp"
+#include "sqlite/migrate.hpp"
+
+namespace dag::store {
+
+namespace {
+
+using detail::Connection;
+using detail::Statement;
+
+constexpr std::size_t kMaxUsername = 128;
+constexpr std::size_t kMaxPasswordHash = 512;
+constexpr std::size_t kMaxAddress = 512;
+constexpr std::size_t kMaxSecret = 512;
+constexpr std::size_t kMaxName = 128;
+constexpr std::size_t kMaxTimeZone = 64;
+constexpr std::size_t kMaxMarker = 256;
+constexpr std::size_t kMaxTimerKind = 64;
+constexpr std::size_t kMaxOwner = 128;
+constexpr std::size_t kMaxReason = 1024;
+constexpr int kMaxLimit = 1000;
+constexpr std::int64_t kMaxLeaseMs = std::int64_t{7} * 24 * 3600 * 1000;
+constexpr int kMaxReadConnections = 64;
+
+Unexpected<StoreError> invalid(std::string_view op, std::string_view what) {
+  return fail(StoreErrc::invalid_argument, std::string{op} + ": " + std::string{what});
+}
+
+/// invalid_argument unless min <= size(value) <= max.
+std::optional<StoreError> check_length(std::string_view op, std::string_view what,
+                                       std::string_view value, std::size_t min, std::size_t max) {
+  if (value.size() >= min && value.size() <= max) return std::nullopt;
+  return StoreError{StoreErrc::invalid_argument,
+                    std::string{op} + ": " + std::string{what} + " must be " + std::to_string(min) +
+                        ".." + std::to_string(max) + " bytes, got " + std::to_string(value.size())};
+}
+
+std::optional<StoreError> check_settings(const AccountSettings& s) {
+  constexpr std::string_view op = "update_account_settings";
+  auto out_of_range = [&](std::string_view what, int value, int max) {
+    return StoreError{StoreErrc::invalid_argument, std::string{op} + ": " + std::string{what} +
+                                                       " must be 0.." + std::to_string(max) +
+                                                       ", got " + std::to_string(value)};
+  };
+  if (s.power_off_grace_s < 0 || s.power_off_grace_s > kMaxGraceSeconds) {
+    return out_of_range("power_off_grace_s", s.power_off_grace_s, kMaxGraceSeconds);
+  }
+  if (s.disconnect_grace_s < 0 || s.disconnect_grace_s > kMaxGraceSeconds) {
+    return out_of_range("disconnect_grace_s", s.disconnect_grace_s, kMaxGraceSeconds);
+  }
+  if (s.low_battery_percent < 0 || s.low_battery_percent > 100) {
+    return out_of_range("low_battery_percent", s.low_battery_percent, 100);
+  }
+  return check_length(op, "time_zone", s.time_zone, 1, kMaxTimeZone);
+}
+
+/// Checks a claim's arguments and computes the lease's end without overflow.
+StoreResult<std::int64_t> lease_end(std::string_view op, std::int64_t now_ms, int limit,
+                                    std::string_view owner, std::int64_t lease_ms) {
+  if (limit < 1 || limit > kMaxLimit) return invalid(op, "limit must be 1..1000");
+  if (auto bad = check_length(op, "owner", owner, 1, kMaxOwner)) {
+    return Unexpected<StoreError>{std::move(*bad)};
+  }
+  if (lease_ms < 1 || lease_ms > kMaxLeaseMs) return invalid(op, "lease_ms must be 1..7 days");
+  if (now_ms > std::numeric_limits<std::int64_t>::max() - lease_ms) {
+    return invalid(op, "now_ms + lease_ms overflows");
+  }
+  return now_ms + lease_ms;
+}
+
+// Storage text of the "unknown"-able vocabulary: nullopt is 'unknown'.
+template <class E>
+std::string_view text_or_unknown(const std::optional<E>& value) {
+  return value ? protocol::to_string(*value) : std::string_view{"unknown"};
+}
+
+/// Reads typed columns of one row, remembering the first value that does not decode
+/// (only possible if something other than this store wrote the row: the CHECK
+/// constraints admit nothing else).
+class RowReader {
+ public:
+  RowReader(const Statement& st, std::string_view table) : st_(st), table_(table) {}
+
+  [[nodiscard]] std::int64_t integer(int col) const { return st_.column_int(col); }
+  [[nodiscard]] bool boolean(int col) const { return st_.column_bool(col); }
+  [[nodiscard]] std::string text(int col) const { return st_.column_text(col); }
+  [[nodiscard]] std::optional<std::int64_t> opt_integer(int col) const {
+    return st_.column_opt_int(col);
+  }
+  [[nodiscard]] std::optional<std::string> opt_text(int col) const {
+    return st_.column_opt_text(col);
+  }
+
+  /// A required enum; a value `parse` rejects is recorded and `fallback` returned.
+  template <class E, class Parse>
+  E enumeration(int col, Parse parse, E fallback) {
+    const std::string value = st_.column_text(col);
+    if (auto parsed = parse(value)) return *parsed;
+    note(col, value);
+    return fallback;
+  }
+  /// An enum that may be 'unknown' (nullopt).
+  template <class Parse>
+  auto optional_enum(int col, Parse parse) -> decltype(parse(std::string_view{})) {
+    const std::string value = st_.column_text(col);
+    if (value == "unknown") return std::nullopt;
+    auto parsed = parse(value);
+    if (!parsed) note(col, value);
+    return parsed;
+  }
+
+  template <class T>
+  StoreResult<T> finish(T value) {
+    if (error_) return Unexpected<StoreError>{std::move(*error_)};
+    return value;
+  }
+
+ private:
+  void note(int col, const std::string& value) {
+    if (!error_) {
+      error_ = StoreError{StoreErrc::corrupt, std::string{table_} + ": column " +
+                                                  std::to_string(col) + " holds '" + value +
+                                                  "', which this program cannot read"};
+    }
+  }
+
+  const Statement& st_;
+  std::string_view table_;
+  std::optional<StoreError> error_;
+};
+
+// ---- SQL --------------------------------------------------------------------------------
+// Every statement is a literal: the connection caches the prepared form by its address.
+
+#define DAG_ACCOUNT_COLUMNS                                                             \
+  "id, username, password_hash, created_at_ms, power_off_grace_s, disconnect_grace_s, " \
+  "low_battery_percent, time_zone, notify_power_lost, notify_power_back, "              \
+  "notify_contact_lost, notify_dag_back, notify_battery_low"
+#define DAG_TARGET_COLUMNS "id, account_id, kind, address, verified, secret, created_at_ms"
+#define DAG_DEVICE_COLUMNS                                                                \
+  "id, account_id, name, provisioned_at_ms, revoked, power, power_since_ms, last_seq, "   \
+  "connection, connection_since_ms, last_seen_ms, user_state, battery, presence_marker, " \
+  "last_lifecycle_version, notified_lost_contact, notified_power_lost, notified_battery_low"
+#define DAG_EVENT_COLUMNS \
+  "id, device_id, kind, observed_at_ms, received_at_ms, seq, clock_fallback, user_state_after"
+#define DAG_TIMER_COLUMNS "id, device_id, kind, due_at_ms, marker, claimed_by, claimed_until_ms"
+#define DAG_INTENT_COLUMNS                                                           \
+  "id, account_id, device_id, device_name, transition, user_state, observed_at_ms, " \
+  "created_at_ms, payload, status, attempts, next_attempt_at_ms, claimed_by, "       \
+  "claimed_until_ms, last_error, finished_at_ms"
+
+constexpr const char* kInsertAccount =
+    "INSERT INTO accounts (id, username, password_hash, created_at_ms) VALUES (?1, ?2, ?3, ?4) "
+    "RETURNING " DAG_ACCOUNT_COLUMNS;
+constexpr const char* kSelectAccountById =
+    "SELECT " DAG_ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1";
+constexpr const char* kSelectAccountByUsername =
+    "SELECT " DAG_ACCOUNT_COLUMNS " FROM accounts WHERE username = ?1";
+constexpr const char* kSelectAccounts =
+    "SELECT " DAG_ACCOUNT_COLUMNS " FROM accounts ORDER BY username";
+constexpr const char* kUpdateAccountSettings =
+    "UPDATE accounts SET power_off_grace_s = ?2, disconnect_grace_s = ?3, "
+    "low_battery_percent = ?4, time_zone = ?5, notify_power_lost = ?6, notify_power_back = ?7, "
+    "notify_contact_lost = ?8, notify_dag_back = ?9, notify_battery_low = ?10 WHERE id = ?1";
+constexpr const char* kUpdatePasswordHash = "UPDATE accounts SET password_hash = ?2 WHERE id = ?1";
+
+constexpr const char* kInsertTarget =
+    "INSERT INTO notification_targets (id, account_id, kind, address, verified, secret, "
+    "created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING " DAG_TARGET_COLUMNS;
+constexpr const char* kSelectTargets = "SELECT " DAG_TARGET_COLUMNS
+                                       " FROM notification_targets WHERE account_id = ?1 "
+                                       "ORDER BY created_at_ms, id";
+constexpr const char* kUpdateTargetVerified =
+    "UPDATE notification_targets SET verified = ?2 WHERE id = ?1";
+constexpr const char* kDeleteTarget = "DELETE FROM notification_targets WHERE id = ?1";
+
+constexpr const char* kInsertDevice =
+    "INSERT INTO devices (id, account_id, name, provisioned_at_ms) VALUES (?1, ?2, ?3, ?4) "
+    "RETURNING " DAG_DEVICE_COLUMNS;
+constexpr const char* kSelectDevice = "SELECT " DAG_DEVICE_COLUMNS " FROM devices WHERE id = ?1";
+constexpr const char* kSelectDevices =
+    "SELECT " DAG_DEVICE_COLUMNS " FROM devices WHERE account_id = ?1 ORDER BY name, id";
+constexpr const char* kUpdateDeviceName = "UPDATE devices SET name = ?2 WHERE id = ?1";
+constexpr const char* kUpdateDeviceRevoked = "UPDATE devices SET revoked = ?2 WHERE id = ?1";
+constexpr const char* kUpdateDeviceState =
+    "UPDATE devices SET power = ?2, power_since_ms = ?3, last_seq = ?4, connection = ?5, "
+    "connection_since_ms = ?6, last_seen_ms = ?7, user_state = ?8, battery = ?9, "
+    "presence_marker = ?10, last_lifecycle_version = ?11, notified_lost_contact = ?12, "
+    "notified_power_lost = ?13, notified_battery_low = ?14 WHERE id = ?1";
+
+constexpr const char* kSelectShadow = "SELECT document, revision FROM shadows WHERE device_id = ?1";
+constexpr const char* kInsertShadow =
+    "INSERT INTO shadows (device_id, revision, document) VALUES (?1, 1, ?2)";
+constexpr const char* kUpdateShadow =
+    "UPDATE shadows SET revision = revision + 1, document = ?3 "
+    "WHERE device_id = ?1 AND revision = ?2";
+
+constexpr const char* kInsertEvent =
+    "INSERT INTO events (device_id, kind, observed_at_ms, received_at_ms, seq, clock_fallback, "
+    "user_state_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+// A device's events are found through the dedupe index and sorted (see the migration for
+// why there is no (device_id, id) index); INDEXED BY keeps the planner from ever choosing
+// a backwards scan of the whole table instead.
+constexpr const char* kSelectEvents =
+    "SELECT " DAG_EVENT_COLUMNS
+    " FROM events INDEXED BY events_device_seq WHERE device_id = ?1 AND id < ?2 "
+    "AND (?3 IS NULL OR observed_at_ms >= ?3) AND (?4 IS NULL OR observed_at_ms < ?4) "
+    "ORDER BY id DESC LIMIT ?5";
+
+constexpr const char* kDeleteTimerOfKind = "DELETE FROM timers WHERE device_id = ?1 AND kind = ?2";
+constexpr const char* kInsertTimer =
+    "INSERT INTO timers (device_id, kind, due_at_ms, marker) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kSelectTimer =
+    "SELECT " DAG_TIMER_COLUMNS " FROM timers WHERE device_id = ?1 AND kind = ?2";
+constexpr const char* kClaimTimers =
+    "UPDATE timers SET claimed_by = ?3, claimed_until_ms = ?4 WHERE id IN ("
+    "SELECT id FROM timers WHERE due_at_ms <= ?1 "
+    "AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1) "
+    "ORDER BY due_at_ms, id LIMIT ?2) RETURNING " DAG_TIMER_COLUMNS;
+constexpr const char* kDeleteTimer = "DELETE FROM timers WHERE id = ?1";
+constexpr const char* kNextTimerDue =
+    "SELECT min(CASE WHEN claimed_until_ms > due_at_ms THEN claimed_until_ms "
+    "ELSE due_at_ms END) FROM timers";
+
+constexpr const char* kInsertIntent =
+    "INSERT INTO outbox (account_id, device_id, device_name, transition, user_state, "
+    "observed_at_ms, created_at_ms, payload, next_attempt_at_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)";
+constexpr const char* kClaimIntents =
+    "UPDATE outbox SET claimed_by = ?3, claimed_until_ms = ?4, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at_ms <= ?1 "
+    "AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1) "
+    "ORDER BY next_attempt_at_ms, id LIMIT ?2) RETURNING " DAG_INTENT_COLUMNS;
+constexpr const char* kSelectIntent = "SELECT " DAG_INTENT_COLUMNS " FROM outbox WHERE id = ?1";
+constexpr const char* kSelectIntentStatus = "SELECT status FROM outbox WHERE id = ?1";
+constexpr const char* kUpdateIntentDone =
+    "UPDATE outbox SET status = 'done', finished_at_ms = ?2, claimed_until_ms = NULL "
+    "WHERE id = ?1";
+constexpr const char* kUpdateIntentRetry =
+    "UPDATE outbox SET next_attempt_at_ms = ?2, last_error = ?3, claimed_by = NULL, "
+    "claimed_until_ms = NULL WHERE id = ?1";
+constexpr const char* kUpdateIntentFailed =
+    "UPDATE outbox SET status = 'failed', finished_at_ms = ?2, last_error = ?3, "
+    "claimed_until_ms = NULL WHERE id = ?1";
+constexpr const char* kCountPendingIntents = "SELECT count(*) FROM outbox WHERE status = 'pending'";
+
+constexpr const char* kPing = "SELECT count(*) FROM schema_migrations";
+
+#undef DAG_ACCOUNT_COLUMNS
+#undef DAG_TARGET_COLUMNS
+#undef DAG_DEVICE_COLUMNS
+#undef DAG_EVENT_COLUMNS
+#undef DAG_TIMER_COLUMNS
+#undef DAG_INTENT_COLUMNS
+
+// ---- row decoding -----------------------------------------------------------------------
+
+StoreResult<Account> read_account(const Statement& st) {
+  RowReader row{st, "accounts"};
+  Account a;
+  a.id = row.text(0);
+  a.username = row.text(1);
+  a.password_hash = row.text(2);
+  a.created_at_ms = row.integer(3);
+  a.settings.power_off_grace_s = static_cast<int>(row.integer(4));
+  a.settings.disconnect_grace_s = static_cast<int>(row.integer(5));
+  a.settings.low_battery_percent = static_cast<int>(row.integer(6));
+  a.settings.time_zone = row.text(7);
+  a.settings.notify_power_lost = row.boolean(8);
+  a.settings.notify_power_back = row.boolean(9);
+  a.settings.notify_contact_lost = row.boolean(10);
+  a.settings.notify_dag_back = row.boolean(11);
+  a.settings.notify_battery_low = row.boolean(12);
+  return row.finish(std::move(a));
+}
+
+StoreResult<NotificationTarget> read_target(const Statement& st) {
+  RowReader row{st, "notification_targets"};
+  NotificationTarget t;
+  t.id = row.text(0);
+  t.account_id = row.text(1);
+  t.kind = row.enumeration(2, parse_target_kind, TargetKind::email);
+  t.address = row.text(3);
+  t.verified = row.boolean(4);
+  t.secret = row.opt_text(5);
+  t.created_at_ms = row.integer(6);
+  return row.finish(std::move(t));
+}
+
+StoreResult<Device> read_device(const Statement& st) {
+  RowReader row{st, "devices"};
+  Device d;
+  d.id = row.text(0);
+  d.account_id = row.text(1);
+  d.name = row.text(2);
+  d.provisioned_at_ms = row.integer(3);
+  d.revoked = row.boolean(4);
+  DeviceState& s = d.state;
+  s.power = row.optional_enum(5, protocol::parse_power);
+  s.power_since_ms = row.opt_integer(6);
+  s.last_seq = row.integer(7);
+  s.connection = row.optional_enum(8, protocol::parse_connection);
+  s.connection_since_ms = row.opt_integer(9);
+  s.last_seen_ms = row.opt_integer(10);
+  s.user_state = row.optional_enum(11, protocol::parse_user_state);
+  s.battery_json = row.opt_text(12);
+  s.presence_marker = row.text(13);
+  s.last_lifecycle_version = row.opt_integer(14);
+  s.notified_lost_contact = row.boolean(15);
+  s.notified_power_lost = row.boolean(16);
+  s.notified_battery_low = row.boolean(17);
+  return row.finish(std::move(d));
+}
+
+StoreResult<StoredEvent> read_event(const Statement& st) {
+  RowReader row{st, "events"};
+  StoredEvent e;
+  e.id = row.integer(0);
+  e.event.device_id = row.text(1);
+  e.event.kind = row.enumeration(2, parse_event_kind, EventKind::power_off);
+  e.event.observed_at_ms = row.integer(3);
+  e.event.received_at_ms = row.integer(4);
+  e.event.seq = row.opt_integer(5);
+  e.event.clock_fallback = row.boolean(6);
+  e.event.user_state_after = row.optional_enum(7, protocol::parse_user_state);
+  return row.finish(std::move(e));
+}
+
+StoreResult<StoredTimer> read_timer(const Statement& st) {
+  RowReader row{st, "timers"};
+  StoredTimer t;
+  t.id = row.integer(0);
+  t.timer.device_id = row.text(1);
+  t.timer.kind = row.text(2);
+  t.timer.due_at_ms = row.integer(3);
+  t.timer.marker = row.text(4);
+  t.claimed_by = row.opt_text(5);
+  t.claimed_until_ms = row.opt_integer(6);
+  return row.finish(std::move(t));
+}
+
+StoreResult<StoredIntent> read_intent(const Statement& st) {
+  RowReader row{st, "outbox"};
+  StoredIntent s;
+  s.id = row.integer(0);
+  Intent& i = s.intent;
+  i.account_id = row.text(1);
+  i.device_id = row.text(2);
+  i.device_name = row.text(3);
+  i.transition = row.enumeration(4, parse_transition, Transition::power_lost);
+  i.user_state = row.enumeration(5, protocol::parse_user_state, protocol::UserState::on);
+  i.observed_at_ms = row.integer(6);
+  i.created_at_ms = row.integer(7);
+  i.payload = row.text(8);
+  s.status = row.enumeration(9, parse_intent_status, IntentStatus::pending);
+  s.attempts = static_cast<int>(row.integer(10));
+  s.next_attempt_at_ms = row.integer(11);
+  s.claimed_by = row.opt_text(12);
+  s.claimed_until_ms = row.opt_integer(13);
+  s.last_error = row.opt_text(14);
+  s.finished_at_ms = row.opt_integer(15);
+  return row.finish(std::move(s));
+}
+
+/// Steps `st` to the end, decoding every row with `read`.
+template <class Read>
+auto read_all(Statement& st, std::string_view context, Read read)
+    -> StoreResult<std::vector<typename decltype(read(st))::value_type>> {
+  std::vector<typename decltype(read(st))::value_type> rows;
+  for (;;) {
+    auto more = st.step(context);
+    if (!more) return Unexpected<StoreError>{std::move(more).error()};
+    if (!*more) return rows;
+    auto value = read(st);
+    if (!value) return Unexpected<StoreError>{std::move(value).error()};
+    rows.push_back(std::move(value).value());
+  }
+}
+
+/// Steps `st` once and decodes the row, or not_found with `missing` as the message.
+template <class Read>
+auto read_one(Statement& st, std::string_view context, Read read, std::string missing)
+    -> decltype(read(st)) {
+  auto row = st.step(context);
+  if (!row) return Unexpected<StoreError>{std::move(row).error()};
+  if (!*row) return fail(StoreErrc::not_found, std::move(missing));
+  return read(st);
+}
+
+/// Runs a one-row UPDATE/DELETE: not_found when no row matched.
+StoreResult<void> run_on_one(Connection& conn, Statement& st, std::string_view context,
+                             std::string missing) {
+  if (auto ran = st.run(context); !ran) return ran;
+  if (conn.changes() == 0) return fail(StoreErrc::not_found, std::move(missing));
+  return {};
+}
+
+StoreResult<std::string> new_id(std::string_view op) {
+  auto id = new_uuid();
+  if (!id) return fail(StoreErrc::internal, std::string{op} + ": " + id.error().message);
+  return std::move(id).value();
+}
+
+}  // namespace
+
+// ---- the store --------------------------------------------------------------------------
+
+class SqliteTransaction;
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::filesystem::path path, SqliteOptions options, std::unique_ptr<Connection> writer,
+              std::unique_ptr<detail::Checkpointer> checkpointer)
+      : path_(std::move(path)),
+        options_(options),
+        writer_(std::move(writer)),
+        checkpointer_(std::move(checkpointer)),
+        shared_reads_(options.read_connections == 0 || path_ == ":memory:") {
+    if (checkpointer_) checkpointer_->attach(writer_->handle());
+  }
+
+  ~SqliteStore() override {
+    // A transaction outliving its store would use a closed connection.
+    assert(live_transactions_.load() == 0);
+    if (checkpointer_) {
+      detail::Checkpointer::detach(writer_->handle());
+      checkpointer_.reset();
+    }
+  }
+
+  StoreResult<std::unique_ptr<Transaction>> begin(TxMode mode) override;
+  StoreResult<void> ping() override;
+
+  /// Gives a transaction's connection back (called once by the transaction's end()).
+  void release(Connection& connection, bool writer) noexcept;
+
+ private:
+  StoreResult<Connection*> acquire_writer();
+  StoreResult<Connection*> acquire_reader();
+
+  std::filesystem::path path_;
+  SqliteOptions options_;
+  std::unique_ptr<Connection> writer_;
+  std::unique_ptr<detail::Checkpointer> checkpointer_;  ///< null without WAL (:memory:)
+  bool shared_reads_;
+
+  std::mutex writer_mutex_;
+  std::condition_variable writer_free_;
+  bool writer_taken_{false};
+  std::thread::id writer_thread_;
+
+  std::mutex readers_mutex_;
+  std::condition_variable reader_free_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+  std::vector<Connection*> idle_readers_;
+
+  std::atomic<int> live_transactions_{0};
+  friend class SqliteTransaction;
+};
+
+class SqliteTransaction final : public Transaction {
+ public:
+  SqliteTransaction(SqliteStore& store, Connection& connection, bool writer, TxMode mode)
+      : store_(store), conn_(&connection), writer_(writer), mode_(mode) {
+    ++store_.live_transactions_;
+  }
+  ~SqliteTransaction() override {
+    rollback();
+    --store_.live_transactions_;
+  }
+  SqliteTransaction(const SqliteTransaction&) = delete;
+  SqliteTransaction& operator=(const SqliteTransaction&) = delete;
+  SqliteTransaction(SqliteTransaction&&) = delete;
+  SqliteTransaction& operator=(SqliteTransaction&&) = delete;
+
+  [[nodiscard]] TxMode mode() const noexcept override { return mode_; }
+
+  StoreResult<void> commit() override {
+    if (conn_ == nullptr) return fail(StoreErrc::invalid_argument, "commit: transaction ended");
+    if (dead_) {
+      StoreError error = *dead_;
+      rollback();
+      return Unexpected<StoreError>{std::move(error)};
+    }
+    auto committed = conn_->exec("COMMIT", "commit");
+    if (!committed) {
+      rollback();  // SQLite keeps the transaction open after a failed COMMIT
+      return committed;
+    }
+    end();
+    return {};
+  }
+
+  void rollback() noexcept override {
+    if (conn_ == nullptr) return;
+    if (!conn_->autocommit()) {
+      // ROLLBACK only fails when there is no transaction left, which autocommit rules out.
+      static_cast<void>(conn_->exec("ROLLBACK", "rollback"));
+    }
+    end();
+  }
+
+  // accounts
+  StoreResult<Account> create_account(std::string_view username, std::string_view password_hash,
+                                      std::int64_t created_at_ms) override;
+  StoreResult<Account> get_account(std::string_view account_id) override;
+  StoreResult<Account> find_account_by_username(std::string_view username) override;
+  StoreResult<std::vector<Account>> list_accounts() override;
+  StoreResult<void> update_account_settings(std::string_view account_id,
+                                            const AccountSettings& settings) override;
+  StoreResult<void> set_password_hash(std::string_view account_id,
+                                      std::string_view password_hash) override;
+  // targets
+  StoreResult<NotificationTarget> add_target(const NewTarget& target) override;
+  StoreResult<std::vector<NotificationTarget>> list_targets(std::string_view account_id) override;
+  StoreResult<void> set_target_verified(std::string_view target_id, bool verified) override;
+  StoreResult<void> remove_target(std::string_view target_id) override;
+  // devices
+  StoreResult<Device> create_device(const NewDevice& device) override;
+  StoreResult<Device> get_device(std::string_view device_id) override;
+  StoreResult<std::vector<Device>> list_devices(std::string_view account_id) override;
+  StoreResult<void> rename_device(std::string_view device_id, std::string_view name) override;
+  StoreResult<void> set_device_revoked(std::string_view device_id, bool revoked) override;
+  StoreResult<void> update_device_state(std::string_view device_id,
+                                        const DeviceState& state) override;
+  // shadows
+  StoreResult<std::optional<StoredShadow>> get_shadow(std::string_view device_id) override;
+  StoreResult<std::int64_t> put_shadow(std::string_view device_id, std::string_view document,
+                                       std::int64_t expected_revision) override;
+  // events
+  StoreResult<std::int64_t> append_event(const Event& event) override;
+  StoreResult<EventPage> list_events(const EventQuery& query) override;
+  // timers
+  StoreResult<std::int64_t> schedule_timer(const Timer& timer) override;
+  StoreResult<bool> cancel_timer(std::string_view device_id, std::string_view kind) override;
+  StoreResult<std::optional<StoredTimer>> find_timer(std::string_view device_id,
+                                                     std::string_view kind) override;
+  StoreResult<std::vector<StoredTimer>> claim_due_timers(std::int64_t now_ms, int limit,
+                                                         std::string_view owner,
+                                                         std::int64_t lease_ms) override;
+  StoreResult<void> complete_timer(std::int64_t timer_id) override;
+  StoreResult<std::optional<std::int64_t>> next_timer_due_ms() override;
+  // outbox
+  StoreResult<std::int64_t> enqueue_intent(const Intent& intent) override;
+  StoreResult<std::vector<StoredIntent>> claim_intents(std::int64_t now_ms, int limit,
+                                                       std::string_view owner,
+                                                       std::int64_t lease_ms) override;
+  StoreResult<StoredIntent> get_intent(std::int64_t intent_id) override;
+  StoreResult<void> mark_intent_done(std::int64_t intent_id, std::int64_t now_ms) override;
+  StoreResult<void> mark_intent_failed(std::int64_t intent_id, std::string_view reason,
+                                       std::optional<std::int64_t> retry_at_ms,
+                                       std::int64_t now_ms) override;
+  StoreResult<std::int64_t> count_pending_intents() override;
+
+ private:
+  enum class Access { read, write };
+
+  /// Runs one operation: refuses it on an ended or dead transaction or (for writes) in a
+  /// read-only one, and kills the transaction after an error that ends it.
+  template <class F>
+  auto guarded(Access access, std::string_view op, F&& body) -> decltype(body()) {
+    if (conn_ == nullptr) return invalid(op, "transaction ended");
+    if (dead_) return Unexpected<StoreError>{*dead_};
+    if (access == Access::write && mode_ == TxMode::read_only) {
+      return invalid(op, "write in a read-only transaction");
+    }
+    auto result = body();
+    if (!result) {
+      if (!leaves_transaction_usable(result.error().code)) {
+        dead_ = result.error();
+      } else if (conn_->autocommit()) {
+        // SQLite ended the transaction on its own (it does so after some I/O and memory
+        // errors): earlier writes are gone, so nothing more may run in it.
+        dead_ = StoreError{StoreErrc::internal, std::string{op} +
+                                                    ": SQLite rolled the transaction back after: " +
+                                                    result.error().message};
+      }
+    }
+    return result;
+  }
+
+  void end() noexcept {
+    if (conn_ == nullptr) return;
+    Connection* connection = std::exchange(conn_, nullptr);
+    store_.release(*connection, writer_);
+  }
+
+  Connection& conn() { return *conn_; }
+
+  friend class SqliteStore;  // ping() runs its statement on the transaction's connection
+  SqliteStore& store_;
+  Connection* conn_;  ///< nullptr once committed or rolled back
+  bool writer_;
+  TxMode mode_;
+  std::optional<StoreError> dead_;
+};
+
+StoreResult<Connection*> SqliteStore::acquire_writer() {
+  std::unique_lock lock{writer_mutex_};
+  if (writer_taken_ && writer_thread_ == std::this_thread::get_id()) {
+    return fail(StoreErrc::invalid_argument,
+                "begin: this thread already holds a transaction on the write connection");
+  }
+  if (!writer_free_.wait_for(lock, options_.busy_timeout, [this] { return !writer_taken_; })) {
+    return fail(StoreErrc::busy,
+                "begin: another transaction of this process holds the database "
+                "for longer than the busy timeout");
+  }
+  writer_taken_ = true;
+  writer_thread_ = std::this_thread::get_id();
+  return writer_.get();
+}
+
+StoreResult<Connection*> SqliteStore::acquire_reader() {
+  std::unique_lock lock{readers_mutex_};
+  if (idle_readers_.empty() &&
+      readers_.size() < static_cast<std::size_t>(options_.read_connections)) {
+    // Opened under the lock: it is rare (at most read_connections times) and quick.
+    auto opened = Connection::open(path_, SQLITE_OPEN_READWRITE, options_.busy_timeout);
+    if (!opened) return Unexpected<StoreError>{std::move(opened).error()};
+    // A reader never writes, even by mistake in our SQL.
+    if (auto ro = (*opened)->exec("PRAGMA query_only = ON", "open reader"); !ro) {
+      return Unexpected<StoreError>{std::move(ro).error()};
+    }
+    readers_.push_back(std::move(opened).value());
+    return readers_.back().get();
+  }
+  if (!reader_free_.wait_for(lock, options_.busy_timeout,
+                             [this] { return !idle_readers_.empty(); })) {
+    return fail(StoreErrc::busy,
+                "begin: every read connection stayed in use for longer than "
+                "the busy timeout");
+  }
+  Connection* connection = idle_readers_.back();
+  idle_readers_.pop_back();
+  return connection;
+}
+
+void SqliteStore::release(Connection& connection, bool writer) noexcept {
+  if (writer) {
+    {
+      std::lock_guard lock{writer_mutex_};
+      writer_taken_ = false;
+      writer_thread_ = {};
+    }
+    writer_free_.notify_one();
+    return;
+  }
+  {
+    std::lock_guard lock{readers_mutex_};
+    idle_readers_.push_back(&connection);
+  }
+  reader_free_.notify_one();
+}
+
+StoreResult<std::unique_ptr<Transaction>> SqliteStore::begin(TxMode mode) {
+  const bool writer = mode == TxMode::read_write || shared_reads_;
+  auto acquired = writer ? acquire_writer() : acquire_reader();
+  if (!acquired) return Unexpected<StoreError>{std::move(acquired).error()};
+  auto tx = std::make_unique<SqliteTransaction>(*this, **acquired, writer, mode);
+  // IMMEDIATE takes the write lock now (waiting up to the busy timeout for another
+  // process), so no statement of the transaction can fail later for want of it. A read
+  // transaction's snapshot starts at its first read.
+  const char* sql = mode == TxMode::read_write ? "BEGIN IMMEDIATE" : "BEGIN";
+  if (auto begun = (*acquired)->exec(sql, "begin"); !begun) {
+    return Unexpected<StoreError>{std::move(begun).error()};  // tx's destructor releases
+  }
+  return std::unique_ptr<Transaction>{std::move(tx)};
+}
+
+StoreResult<void> SqliteStore::ping() {
+  // A checkpoint that keeps failing means the disk refuses writes: unhealthy even though
+  // commits to the WAL still succeed.
+  if (checkpointer_) {
+    if (auto error = checkpointer_->last_error()) return Unexpected<StoreError>{*error};
+  }
+  auto tx = begin(TxMode::read_only);
+  if (!tx) return Unexpected<StoreError>{std::move(tx).error()};
+  auto& self = static_cast<SqliteTransaction&>(**tx);
+  auto st = self.conn().statement(kPing);
+  if (auto ran = st.run("ping"); !ran) return ran;
+  return {};
+}
+
+// ---- accounts ---------------------------------------------------------------------------
+
+StoreResult<Account> SqliteTransaction::create_account(std::string_view username,
+                                                       std::string_view password_hash,
+                                                       std::int64_t created_at_ms) {
+  constexpr std::string_view op = "create_account";
+  return guarded(Access::write, op, [&]() -> StoreResult<Account> {
+    if (auto bad = check_length(op, "username", username, 1, kMaxUsername)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    if (auto bad = check_length(op, "password_hash", password_hash, 1, kMaxPasswordHash)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto id = new_id(op);
+    if (!id) return Unexpected<StoreError>{std::move(id).error()};
+    auto st = conn().statement(kInsertAccount);
+    st.bind_text(1, *id)
+        .bind_text(2, username)
+        .bind_text(3, password_hash)
+        .bind_int(4, created_at_ms);
+    return read_one(st, "create_account (username must be free)", read_account,
+                    "create_account: no row returned");
+  });
+}
+
+StoreResult<Account> SqliteTransaction::get_account(std::string_view account_id) {
+  return guarded(Access::read, "get_account", [&]() -> StoreResult<Account> {
+    auto st = conn().statement(kSelectAccountById);
+    st.bind_text(1, account_id);
+    return read_one(st, "get_account", read_account,
+                    "get_account: no account " + std::string{account_id});
+  });
+}
+
+StoreResult<Account> SqliteTransaction::find_account_by_username(std::string_view username) {
+  return guarded(Access::read, "find_account_by_username", [&]() -> StoreResult<Account> {
+    auto st = conn().statement(kSelectAccountByUsername);
+    st.bind_text(1, username);
+    return read_one(st, "find_account_by_username", read_account,
+                    "find_account_by_username: no such user");
+  });
+}
+
+StoreResult<std::vector<Account>> SqliteTransaction::list_accounts() {
+  return guarded(Access::read, "list_accounts", [&]() -> StoreResult<std::vector<Account>> {
+    auto st = conn().statement(kSelectAccounts);
+    return read_all(st, "list_accounts", read_account);
+  });
+}
+
+StoreResult<void> SqliteTransaction::update_account_settings(std::string_view account_id,
+                                                             const AccountSettings& settings) {
+  return guarded(Access::write, "update_account_settings", [&]() -> StoreResult<void> {
+    if (auto bad = check_settings(settings)) return Unexpected<StoreError>{std::move(*bad)};
+    auto st = conn().statement(kUpdateAccountSettings);
+    st.bind_text(1, account_id)
+        .bind_int(2, settings.power_off_grace_s)
+        .bind_int(3, settings.disconnect_grace_s)
+        .bind_int(4, settings.low_battery_percent)
+        .bind_text(5, settings.time_zone)
+        .bind_bool(6, settings.notify_power_lost)
+        .bind_bool(7, settings.notify_power_back)
+        .bind_bool(8, settings.notify_contact_lost)
+        .bind_bool(9, settings.notify_dag_back)
+        .bind_bool(10, settings.notify_battery_low);
+    return run_on_one(conn(), st, "update_account_settings",
+                      "update_account_settings: no account " + std::string{account_id});
+  });
+}
+
+StoreResult<void> SqliteTransaction::set_password_hash(std::string_view account_id,
+                                                       std::string_view password_hash) {
+  constexpr std::string_view op = "set_password_hash";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    if (auto bad = check_length(op, "password_hash", password_hash, 1, kMaxPasswordHash)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto st = conn().statement(kUpdatePasswordHash);
+    st.bind_text(1, account_id).bind_text(2, password_hash);
+    return run_on_one(conn(), st, op, "set_password_hash: no account " + std::string{account_id});
+  });
+}
+
+// ---- notification targets ---------------------------------------------------------------
+
+StoreResult<NotificationTarget> SqliteTransaction::add_target(const NewTarget& target) {
+  constexpr std::string_view op = "add_target";
+  return guarded(Access::write, op, [&]() -> StoreResult<NotificationTarget> {
+    if (auto bad = check_length(op, "address", target.address, 1, kMaxAddress)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    if (target.secret) {
+      if (auto bad = check_length(op, "secret", *target.secret, 0, kMaxSecret)) {
+        return Unexpected<StoreError>{std::move(*bad)};
+      }
+    }
+    auto id = new_id(op);
+    if (!id) return Unexpected<StoreError>{std::move(id).error()};
+    auto st = conn().statement(kInsertTarget);
+    st.bind_text(1, *id)
+        .bind_text(2, target.account_id)
+        .bind_text(3, to_string(target.kind))
+        .bind_text(4, target.address)
+        .bind_bool(5, target.verified)
+        .bind_opt_text(6, target.secret)
+        .bind_int(7, target.created_at_ms);
+    return read_one(st, "add_target (the account must exist; kind and address must be new)",
+                    read_target, "add_target: no row returned");
+  });
+}
+
+StoreResult<std::vector<NotificationTarget>> SqliteTransaction::list_targets(
+    std::string_view account_id) {
+  return guarded(Access::read, "list_targets",
+                 [&]() -> StoreResult<std::vector<NotificationTarget>> {
+                   auto st = conn().statement(kSelectTargets);
+                   st.bind_text(1, account_id);
+                   return read_all(st, "list_targets", read_target);
+                 });
+}
+
+StoreResult<void> SqliteTransaction::set_target_verified(std::string_view target_id,
+                                                         bool verified) {
+  return guarded(Access::write, "set_target_verified", [&]() -> StoreResult<void> {
+    auto st = conn().statement(kUpdateTargetVerified);
+    st.bind_text(1, target_id).bind_bool(2, verified);
+    return run_on_one(conn(), st, "set_target_verified",
+                      "set_target_verified: no target " + std::string{target_id});
+  });
+}
+
+StoreResult<void> SqliteTransaction::remove_target(std::string_view target_id) {
+  return guarded(Access::write, "remove_target", [&]() -> StoreResult<void> {
+    auto st = conn().statement(kDeleteTarget);
+    st.bind_text(1, target_id);
+    return run_on_one(conn(), st, "remove_target",
+                      "remove_target: no target " + std::string{target_id});
+  });
+}
+
+// ---- devices ----------------------------------------------------------------------------
+
+StoreResult<Device> SqliteTransaction::create_device(const NewDevice& device) {
+  constexpr std::string_view op = "create_device";
+  return guarded(Access::write, op, [&]() -> StoreResult<Device> {
+    if (!protocol::is_valid_device_id(device.id)) {
+      return invalid(op, "device id must be 1..128 characters of [A-Za-z0-9_.:-]");
+    }
+    if (auto bad = check_length(op, "name", device.name, 1, kMaxName)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto st = conn().statement(kInsertDevice);
+    st.bind_text(1, device.id)
+        .bind_text(2, device.account_id)
+        .bind_text(3, device.name)
+        .bind_int(4, device.provisioned_at_ms);
+    return read_one(st, "create_device (the account must exist; the id must be new)", read_device,
+                    "create_device: no row returned");
+  });
+}
+
+StoreResult<Device> SqliteTransaction::get_device(std::string_view device_id) {
+  return guarded(Access::read, "get_device", [&]() -> StoreResult<Device> {
+    auto st = conn().statement(kSelectDevice);
+    st.bind_text(1, device_id);
+    return read_one(st, "get_device", read_device,
+                    "get_device: no device " + std::string{device_id});
+  });
+}
+
+StoreResult<std::vector<Device>> SqliteTransaction::list_devices(std::string_view account_id) {
+  return guarded(Access::read, "list_devices", [&]() -> StoreResult<std::vector<Device>> {
+    auto st = conn().statement(kSelectDevices);
+    st.bind_text(1, account_id);
+    return read_all(st, "list_devices", read_device);
+  });
+}
+
+StoreResult<void> SqliteTransaction::rename_device(std::string_view device_id,
+                                                   std::string_view name) {
+  constexpr std::string_view op = "rename_device";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    if (auto bad = check_length(op, "name", name, 1, kMaxName)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto st = conn().statement(kUpdateDeviceName);
+    st.bind_text(1, device_id).bind_text(2, name);
+    return run_on_one(conn(), st, op, "rename_device: no device " + std::string{device_id});
+  });
+}
+
+StoreResult<void> SqliteTransaction::set_device_revoked(std::string_view device_id, bool revoked) {
+  return guarded(Access::write, "set_device_revoked", [&]() -> StoreResult<void> {
+    auto st = conn().statement(kUpdateDeviceRevoked);
+    st.bind_text(1, device_id).bind_bool(2, revoked);
+    return run_on_one(conn(), st, "set_device_revoked",
+                      "set_device_revoked: no device " + std::string{device_id});
+  });
+}
+
+StoreResult<void> SqliteTransaction::update_device_state(std::string_view device_id,
+                                                         const DeviceState& state) {
+  constexpr std::string_view op = "update_device_state";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    if (state.last_seq < 0) return invalid(op, "last_seq must be >= 0");
+    if (auto bad = check_length(op, "presence_marker", state.presence_marker, 0, kMaxMarker)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto st = conn().statement(kUpdateDeviceState);
+    st.bind_text(1, device_id)
+        .bind_text(2, text_or_unknown(state.power))
+        .bind_opt_int(3, state.power_since_ms)
+        .bind_int(4, state.last_seq)
+        .bind_text(5, text_or_unknown(state.connection))
+        .bind_opt_int(6, state.connection_since_ms)
+        .bind_opt_int(7, state.last_seen_ms)
+        .bind_text(8, text_or_unknown(state.user_state))
+        .bind_opt_text(9, state.battery_json)
+        .bind_text(10, state.presence_marker)
+        .bind_opt_int(11, state.last_lifecycle_version)
+        .bind_bool(12, state.notified_lost_contact)
+        .bind_bool(13, state.notified_power_lost)
+        .bind_bool(14, state.notified_battery_low);
+    return run_on_one(conn(), st, "update_device_state (battery must be a JSON object)",
+                      "update_device_state: no device " + std::string{device_id});
+  });
+}
+
+// ---- shadows ----------------------------------------------------------------------------
+
+StoreResult<std::optional<StoredShadow>> SqliteTransaction::get_shadow(std::string_view device_id) {
+  return guarded(Access::read, "get_shadow", [&]() -> StoreResult<std::optional<StoredShadow>> {
+    auto st = conn().statement(kSelectShadow);
+    st.bind_text(1, device_id);
+    auto row = st.step("get_shadow");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    if (!*row) return std::optional<StoredShadow>{};
+    return std::optional<StoredShadow>{StoredShadow{st.column_text(0), st.column_int(1)}};
+  });
+}
+
+StoreResult<std::int64_t> SqliteTransaction::put_shadow(std::string_view device_id,
+                                                        std::string_view document,
+                                                        std::int64_t expected_revision) {
+  constexpr std::string_view op = "put_shadow";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::int64_t> {
+    if (expected_revision < 0) return invalid(op, "expected_revision must be >= 0");
+    if (expected_revision == 0) {
+      auto st = conn().statement(kInsertShadow);
+      st.bind_text(1, device_id).bind_text(2, document);
+      auto ran = st.run(
+          "put_shadow (a new shadow: the device must exist, the document be a "
+          "JSON object)");
+      if (!ran) {
+        if (ran.error().code == StoreErrc::conflict) {
+          return fail(StoreErrc::conflict,
+                      "put_shadow: a shadow is already stored (expected revision 0)");
+        }
+        return Unexpected<StoreError>{std::move(ran).error()};
+      }
+      return std::int64_t{1};
+    }
+    auto st = conn().statement(kUpdateShadow);
+    st.bind_text(1, device_id).bind_int(2, expected_revision).bind_text(3, document);
+    if (auto ran = st.run("put_shadow (the document must be a JSON object)"); !ran) {
+      return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    if (conn().changes() == 0) {
+      return fail(StoreErrc::conflict,
+                  "put_shadow: the stored revision is not " + std::to_string(expected_revision));
+    }
+    return expected_revision + 1;
+  });
+}
+
+// ---- events -----------------------------------------------------------------------------
+
+StoreResult<std::int64_t> SqliteTransaction::append_event(const Event& event) {
+  constexpr std::string_view op = "append_event";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::int64_t> {
+    if (event.seq) {
+      if (!is_power_event(event.kind)) return invalid(op, "only power events carry a seq");
+      if (*event.seq < 1) return invalid(op, "seq must be >= 1");
+    }
+    auto st = conn().statement(kInsertEvent);
+    st.bind_text(1, event.device_id)
+        .bind_text(2, to_string(event.kind))
+        .bind_int(3, event.observed_at_ms)
+        .bind_int(4, event.received_at_ms)
+        .bind_opt_int(5, event.seq)
+        .bind_bool(6, event.clock_fallback)
+        .bind_text(7, text_or_unknown(event.user_state_after));
+    auto ran = st.run("append_event (the device must exist)");
+    if (!ran) {
+      if (ran.error().code == StoreErrc::conflict) {
+        return fail(StoreErrc::conflict, "append_event: device " + event.device_id +
+                                             " already has an event with seq " +
+                                             std::to_string(event.seq.value_or(0)));
+      }
+      return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    return conn().last_insert_id();
+  });
+}
+
+StoreResult<EventPage> SqliteTransaction::list_events(const EventQuery& query) {
+  constexpr std::string_view op = "list_events";
+  return guarded(Access::read, op, [&]() -> StoreResult<EventPage> {
+    if (query.limit < 1 || query.limit > kMaxLimit) return invalid(op, "limit must be 1..1000");
+    auto st = conn().statement(kSelectEvents);
+    st.bind_text(1, query.device_id)
+        .bind_int(2, query.before_id.value_or(std::numeric_limits<std::int64_t>::max()))
+        .bind_opt_int(3, query.from_ms)
+        .bind_opt_int(4, query.until_ms)
+        .bind_int(5, query.limit + 1);  // one more tells whether another page exists
+    auto rows = read_all(st, op, read_event);
+    if (!rows) return Unexpected<StoreError>{std::move(rows).error()};
+    EventPage page;
+    page.events = std::move(rows).value();
+    if (page.events.size() > static_cast<std::size_t>(query.limit)) {
+      page.events.pop_back();
+      page.next_cursor = page.events.back().id;
+    }
+    return page;
+  });
+}
+
+// ---- timers -----------------------------------------------------------------------------
+
+StoreResult<std::int64_t> SqliteTransaction::schedule_timer(const Timer& timer) {
+  constexpr std::string_view op = "schedule_timer";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::int64_t> {
+    if (auto bad = check_length(op, "kind", timer.kind, 1, kMaxTimerKind)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    if (auto bad = check_length(op, "marker", timer.marker, 0, kMaxMarker)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    // Delete and insert rather than update: the replacement gets a new id, so a replica
+    // that claimed the old timer cannot complete the new one.
+    {
+      auto del = conn().statement(kDeleteTimerOfKind);
+      del.bind_text(1, timer.device_id).bind_text(2, timer.kind);
+      if (auto ran = del.run(op); !ran) return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    auto st = conn().statement(kInsertTimer);
+    st.bind_text(1, timer.device_id)
+        .bind_text(2, timer.kind)
+        .bind_int(3, timer.due_at_ms)
+        .bind_text(4, timer.marker);
+    if (auto ran = st.run("schedule_timer (the device must exist)"); !ran) {
+      return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    return conn().last_insert_id();
+  });
+}
+
+StoreResult<bool> SqliteTransaction::cancel_timer(std::string_view device_id,
+                                                  std::string_view kind) {
+  return guarded(Access::write, "cancel_timer", [&]() -> StoreResult<bool> {
+    auto st = conn().statement(kDeleteTimerOfKind);
+    st.bind_text(1, device_id).bind_text(2, kind);
+    if (auto ran = st.run("cancel_timer"); !ran) {
+      return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    return conn().changes() > 0;
+  });
+}
+
+StoreResult<std::optional<StoredTimer>> SqliteTransaction::find_timer(std::string_view device_id,
+                                                                      std::string_view kind) {
+  return guarded(Access::read, "find_timer", [&]() -> StoreResult<std::optional<StoredTimer>> {
+    auto st = conn().statement(kSelectTimer);
+    st.bind_text(1, device_id).bind_text(2, kind);
+    auto row = st.step("find_timer");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    if (!*row) return std::optional<StoredTimer>{};
+    auto timer = read_timer(st);
+    if (!timer) return Unexpected<StoreError>{std::move(timer).error()};
+    return std::optional<StoredTimer>{std::move(timer).value()};
+  });
+}
+
+StoreResult<std::vector<StoredTimer>> SqliteTransaction::claim_due_timers(std::int64_t now_ms,
+                                                                          int limit,
+                                                                          std::string_view owner,
+                                                                          std::int64_t lease_ms) {
+  constexpr std::string_view op = "claim_due_timers";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::vector<StoredTimer>> {
+    auto until = lease_end(op, now_ms, limit, owner, lease_ms);
+    if (!until) return Unexpected<StoreError>{std::move(until).error()};
+    auto st = conn().statement(kClaimTimers);
+    st.bind_int(1, now_ms).bind_int(2, limit).bind_text(3, owner).bind_int(4, *until);
+    auto timers = read_all(st, op, read_timer);
+    if (!timers) return timers;
+    // RETURNING comes in no promised order.
+    std::sort(timers->begin(), timers->end(), [](const StoredTimer& a, const StoredTimer& b) {
+      return std::tie(a.timer.due_at_ms, a.id) < std::tie(b.timer.due_at_ms, b.id);
+    });
+    return timers;
+  });
+}
+
+StoreResult<void> SqliteTransaction::complete_timer(std::int64_t timer_id) {
+  return guarded(Access::write, "complete_timer", [&]() -> StoreResult<void> {
+    auto st = conn().statement(kDeleteTimer);
+    st.bind_int(1, timer_id);
+    return run_on_one(
+        conn(), st, "complete_timer",
+        "complete_timer: timer " + std::to_string(timer_id) + " was cancelled or replaced");
+  });
+}
+
+StoreResult<std::optional<std::int64_t>> SqliteTransaction::next_timer_due_ms() {
+  return guarded(Access::read, "next_timer_due_ms",
+                 [&]() -> StoreResult<std::optional<std::int64_t>> {
+                   auto st = conn().statement(kNextTimerDue);
+                   auto row = st.step("next_timer_due_ms");
+                   if (!row) return Unexpected<StoreError>{std::move(row).error()};
+                   if (!*row) return std::optional<std::int64_t>{};
+                   return st.column_opt_int(0);
+                 });
+}
+
+// ---- outbox -----------------------------------------------------------------------------
+
+StoreResult<std::int64_t> SqliteTransaction::enqueue_intent(const Intent& intent) {
+  constexpr std::string_view op = "enqueue_intent";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::int64_t> {
+    if (auto bad = check_length(op, "device_name", intent.device_name, 0, kMaxName)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto st = conn().statement(kInsertIntent);
+    st.bind_text(1, intent.account_id)
+        .bind_text(2, intent.device_id)
+        .bind_text(3, intent.device_name)
+        .bind_text(4, to_string(intent.transition))
+        .bind_text(5, protocol::to_string(intent.user_state))
+        .bind_int(6, intent.observed_at_ms)
+        .bind_int(7, intent.created_at_ms)
+        .bind_text(8, intent.payload);
+    if (auto ran = st.run("enqueue_intent (account and device must exist, the payload be a "
+                          "JSON object)");
+        !ran) {
+      return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    return conn().last_insert_id();
+  });
+}
+
+StoreResult<std::vector<StoredIntent>> SqliteTransaction::claim_intents(std::int64_t now_ms,
+                                                                        int limit,
+                                                                        std::string_view owner,
+                                                                        std::int64_t lease_ms) {
+  constexpr std::string_view op = "claim_intents";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::vector<StoredIntent>> {
+    auto until = lease_end(op, now_ms, limit, owner, lease_ms);
+    if (!until) return Unexpected<StoreError>{std::move(until).error()};
+    auto st = conn().statement(kClaimIntents);
+    st.bind_int(1, now_ms).bind_int(2, limit).bind_text(3, owner).bind_int(4, *until);
+    auto intents = read_all(st, op, read_intent);
+    if (!intents) return intents;
+    std::sort(intents->begin(), intents->end(), [](const StoredIntent& a, const StoredIntent& b) {
+      return std::tie(a.next_attempt_at_ms, a.id) < std::tie(b.next_attempt_at_ms, b.id);
+    });
+    return intents;
+  });
+}
+
+StoreResult<StoredIntent> SqliteTransaction::get_intent(std::int64_t intent_id) {
+  return guarded(Access::read, "get_intent", [&]() -> StoreResult<StoredIntent> {
+    auto st = conn().statement(kSelectIntent);
+    st.bind_int(1, intent_id);
+    return read_one(st, "get_intent", read_intent,
+                    "get_intent: no intent " + std::to_string(intent_id));
+  });
+}
+
+namespace {
+
+/// The status of an intent, or not_found.
+StoreResult<IntentStatus> intent_status(Connection& conn, std::int64_t intent_id,
+                                        std::string_view op) {
+  auto st = conn.statement(kSelectIntentStatus);
+  st.bind_int(1, intent_id);
+  return read_one(
+      st, op,
+      [](const Statement& s) -> StoreResult<IntentStatus> {
+        RowReader row{s, "outbox"};
+        return row.finish(row.enumeration(0, parse_intent_status, IntentStatus::pending));
+      },
+      std::string{op} + ": no intent " + std::to_string(intent_id));
+}
+
+}  // namespace
+
+StoreResult<void> SqliteTransaction::mark_intent_done(std::int64_t intent_id, std::int64_t now_ms) {
+  constexpr std::string_view op = "mark_intent_done";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    auto status = intent_status(conn(), intent_id, op);
+    if (!status) return Unexpected<StoreError>{std::move(status).error()};
+    if (*status == IntentStatus::done) return {};
+    if (*status == IntentStatus::failed) {
+      return fail(StoreErrc::conflict, "mark_intent_done: intent " + std::to_string(intent_id) +
+                                           " has failed for good already");
+    }
+    auto st = conn().statement(kUpdateIntentDone);
+    st.bind_int(1, intent_id).bind_int(2, now_ms);
+    return st.run(op);
+  });
+}
+
+StoreResult<void> SqliteTransaction::mark_intent_failed(std::int64_t intent_id,
+                                                        std::string_view reason,
+                                                        std::optional<std::int64_t> retry_at_ms,
+                                                        std::int64_t now_ms) {
+  constexpr std::string_view op = "mark_intent_failed";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    auto status = intent_status(conn(), intent_id, op);
+    if (!status) return Unexpected<StoreError>{std::move(status).error()};
+    if (*status != IntentStatus::pending) {
+      return fail(StoreErrc::conflict, "mark_intent_failed: intent " + std::to_string(intent_id) +
+                                           " is " + std::string{to_string(*status)} + " already");
+    }
+    const std::string_view kept = reason.substr(0, kMaxReason);
+    auto st = conn().statement(retry_at_ms ? kUpdateIntentRetry : kUpdateIntentFailed);
+    st.bind_int(1, intent_id).bind_int(2, retry_at_ms.value_or(now_ms)).bind_text(3, kept);
+    return st.run(op);
+  });
+}
+
+StoreResult<std::int64_t> SqliteTransaction::count_pending_intents() {
+  return guarded(Access::read, "count_pending_intents", [&]() -> StoreResult<std::int64_t> {
+    auto st = conn().statement(kCountPendingIntents);
+    auto row = st.step("count_pending_intents");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    return *row ? st.column_int(0) : 0;
+  });
+}
+
+// ---- opening ----------------------------------------------------------------------------
+
+StoreResult<std::unique_ptr<Store>> open_sqlite(const std::filesystem::path& path,
+                                                const SqliteOptions& options) {
+  if (options.busy_timeout.count() < 0 ||
+      options.busy_timeout.count() > std::numeric_limits<int>::max()) {
+    return fail(StoreErrc::invalid_argument, "open_sqlite: busy_timeout out of range");
+  }
+  if (options.read_connections < 0 || options.read_connections > kMaxReadConnections) {
+    return fail(StoreErrc::invalid_argument, "open_sqlite: read_connections must be 0..64");
+  }
+  if (options.checkpoint_pages < 100 || options.checkpoint_pages > 1'000'000) {
+    return fail(StoreErrc::invalid_argument, "open_sqlite: checkpoint_pages must be 100..1000000");
+  }
+  if (sqlite3_threadsafe() == 0) {
+    return fail(StoreErrc::internal, "open_sqlite: libsqlite3 was built without threads");
+  }
+  const int flags = SQLITE_OPEN_READWRITE | (options.create_if_missing ? SQLITE_OPEN_CREATE : 0);
+  auto writer = Connection::open(path, flags, options.busy_timeout);
+  if (!writer) return Unexpected<StoreError>{std::move(writer).error()};
+  Connection& conn = **writer;
+
+  // journal_mode answers with the mode in force; anything but "wal" (or "memory" for an
+  // in-memory database) means WAL is unavailable here, e.g. on a network file system.
+  std::string mode;
+  {
+    auto st = conn.statement("PRAGMA journal_mode = WAL");
+    auto row = st.step("open_sqlite: enable WAL");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    mode = *row ? st.column_text(0) : std::string{};
+    if (mode != "wal" && mode != "memory") {
+      return fail(StoreErrc::io, "open_sqlite: cannot use WAL on " + path.string() +
+                                     " (journal mode stays '" + mode + "')");
+    }
+  }
+  const char* sync = options.durability == SqliteOptions::Durability::power_safe
+                         ? "PRAGMA synchronous = FULL"
+                         : "PRAGMA synchronous = NORMAL";
+  if (auto set = conn.exec(sync, "open_sqlite: synchronous"); !set) {
+    return Unexpected<StoreError>{std::move(set).error()};
+  }
+  // A storm can grow the WAL to 8 x checkpoint_pages; once checkpointed it is cut back to
+  // this size rather than keeping the disk space for good.
+  if (auto set = conn.exec("PRAGMA journal_size_limit = 67108864", "open_sqlite: wal limit");
+      !set) {
+    return Unexpected<StoreError>{std::move(set).error()};
+  }
+  if (auto migrated = detail::migrate(conn, detail::sqlite_migrations()); !migrated) {
+    return Unexpected<StoreError>{std::move(migrated).error()};
+  }
+  std::unique_ptr<detail::Checkpointer> checkpointer;
+  if (mode == "wal") {
+    auto started =
+        detail::Checkpointer::start(path, options.busy_timeout, options.checkpoint_pages);
+    if (!started) return Unexpected<StoreError>{std::move(started).error()};
+    checkpointer = std::move(started).value();
+  }
+  return std::unique_ptr<Store>{std::make_unique<SqliteStore>(
+      path, options, std::move(writer).value(), std::move(checkpointer))};
+}
+
+}  // namespace dag::store

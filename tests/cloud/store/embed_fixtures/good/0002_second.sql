@@ -1,0 +1,1 @@
+SELECT 2; -- ;semicolons; and ${not_a_var} survive
