@@ -418,6 +418,33 @@ Result<CertificateAuthority> create_ca(const CaOptions& options) {
   return CertificateAuthority{std::move(*cert_pem), std::move(*key_pem)};
 }
 
+namespace {
+
+// A fresh P-256 key and a leaf certificate for it, signed by the CA, both as PEM.
+Result<IssuedCertificate> issue_with_new_key(
+    const CertificateAuthority& ca, std::string_view common_name, const Validity& validity,
+    const std::vector<std::pair<int, std::string>>& extensions) {
+  auto loaded = load_ca(ca);
+  if (!loaded) return Unexpected<Error>{loaded.error()};
+  auto key = new_p256_key();
+  if (!key) return Unexpected<Error>{key.error()};
+  auto name = make_name(common_name, "");
+  if (!name) return Unexpected<Error>{name.error()};
+  IssuedCertificate out;
+  auto cert = build_cert(Issuer{loaded->cert.get(), loaded->key.get()}, key->get(), name->get(),
+                         validity, extensions, &out.serial_hex);
+  if (!cert) return Unexpected<Error>{cert.error()};
+  auto cert_pem = cert_to_pem(cert->get());
+  if (!cert_pem) return Unexpected<Error>{cert_pem.error()};
+  auto key_pem = key_to_pem(key->get());
+  if (!key_pem) return Unexpected<Error>{key_pem.error()};
+  out.cert_pem = std::move(*cert_pem);
+  out.key_pem = std::move(*key_pem);
+  return out;
+}
+
+}  // namespace
+
 Result<IssuedCertificate> issue_server_certificate(const CertificateAuthority& ca,
                                                    const ServerOptions& options) {
   ERR_clear_error();
@@ -434,23 +461,8 @@ Result<IssuedCertificate> issue_server_certificate(const CertificateAuthority& c
     if (!is_ip_literal(ip)) return fail(Errc::invalid_argument, fmt::format("bad IP '{}'", ip));
     san += (san.empty() ? "IP:" : ",IP:") + ip;
   }
-  auto loaded = load_ca(ca);
-  if (!loaded) return Unexpected<Error>{loaded.error()};
-  auto key = new_p256_key();
-  if (!key) return Unexpected<Error>{key.error()};
-  auto name = make_name(options.common_name, "");
-  if (!name) return Unexpected<Error>{name.error()};
-  IssuedCertificate out;
-  auto cert = build_cert(Issuer{loaded->cert.get(), loaded->key.get()}, key->get(), name->get(),
-                         options.validity, leaf_extensions(Usage::server, san), &out.serial_hex);
-  if (!cert) return Unexpected<Error>{cert.error()};
-  auto cert_pem = cert_to_pem(cert->get());
-  if (!cert_pem) return Unexpected<Error>{cert_pem.error()};
-  auto key_pem = key_to_pem(key->get());
-  if (!key_pem) return Unexpected<Error>{key_pem.error()};
-  out.cert_pem = std::move(*cert_pem);
-  out.key_pem = std::move(*key_pem);
-  return out;
+  return issue_with_new_key(ca, options.common_name, options.validity,
+                            leaf_extensions(Usage::server, san));
 }
 
 Result<IssuedCertificate> issue_client_certificate(const CertificateAuthority& ca,
@@ -460,23 +472,7 @@ Result<IssuedCertificate> issue_client_certificate(const CertificateAuthority& c
   if (!is_valid_identity(identity)) {
     return fail(Errc::invalid_argument, fmt::format("'{}' is not a valid identity", identity));
   }
-  auto loaded = load_ca(ca);
-  if (!loaded) return Unexpected<Error>{loaded.error()};
-  auto key = new_p256_key();
-  if (!key) return Unexpected<Error>{key.error()};
-  auto name = make_name(identity, "");
-  if (!name) return Unexpected<Error>{name.error()};
-  IssuedCertificate out;
-  auto cert = build_cert(Issuer{loaded->cert.get(), loaded->key.get()}, key->get(), name->get(),
-                         validity, leaf_extensions(Usage::client, ""), &out.serial_hex);
-  if (!cert) return Unexpected<Error>{cert.error()};
-  auto cert_pem = cert_to_pem(cert->get());
-  if (!cert_pem) return Unexpected<Error>{cert_pem.error()};
-  auto key_pem = key_to_pem(key->get());
-  if (!key_pem) return Unexpected<Error>{key_pem.error()};
-  out.cert_pem = std::move(*cert_pem);
-  out.key_pem = std::move(*key_pem);
-  return out;
+  return issue_with_new_key(ca, identity, validity, leaf_extensions(Usage::client, ""));
 }
 
 Result<std::string> create_csr(std::string_view key_pem, std::string_view identity) {
