@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "dag/common/errno_text.hpp"
+#include "dag/common/files.hpp"
 #include "dag/common/log.hpp"
 #include "dag/edge/agent.hpp"
 #include "dag/mqtt/client.hpp"
@@ -31,19 +32,6 @@ namespace dag::edge {
 namespace {
 
 using json = nlohmann::json;
-
-Result<void> write_private_file(const std::filesystem::path& path, std::string_view data) {
-  const auto tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(Errc::io, "cannot write " + tmp + ": " + errno_text());
-  const ssize_t n = ::write(fd, data.data(), data.size());
-  const bool good = n == static_cast<ssize_t>(data.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!good || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail(Errc::io, "cannot write " + path.string() + ": " + errno_text());
-  }
-  return ok();
-}
 
 // Bridges the network thread's callbacks to the agent thread: a queue and an eventfd.
 class EventQueue final : public mqtt::Handler {
@@ -224,16 +212,9 @@ Result<std::string> control_request(const std::filesystem::path& state_dir,
 }
 
 Result<void> materialise_tls(const EdgeSettings& s, TlsFiles& out) {
-  const auto dir = s.state_dir / "tls";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return fail(Errc::io, "cannot create " + dir.string() + ": " + ec.message());
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  out = {dir / "ca.pem", dir / "cert.pem", dir / "key.pem"};
-  for (const auto& [path, pem] : {std::pair{out.ca, &s.ca_pem}, std::pair{out.cert, &s.cert_pem},
-                                  std::pair{out.key, &s.key_pem}}) {
-    if (auto r = write_private_file(path, *pem); !r) return r;
-  }
+  auto files = write_tls_files(s.state_dir / "tls", s.ca_pem, s.cert_pem, s.key_pem);
+  if (!files) return Unexpected<Error>{files.error()};
+  out = *std::move(files);
   return ok();
 }
 

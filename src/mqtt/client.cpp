@@ -34,11 +34,32 @@ struct ClientCallbacks {
       std::lock_guard lock(c->mutex_);
       filters = c->filters_;
     }
+    // The network thread alone touches pending_subacks_ (here and in on_subscribe).
+    c->pending_subacks_.clear();
     for (const auto& [filter, qos] : filters) {
-      mosquitto_subscribe_v5(c->mosq_, nullptr, filter.c_str(), qos, 0, nullptr);
+      int mid = 0;
+      if (mosquitto_subscribe_v5(c->mosq_, &mid, filter.c_str(), qos, 0, nullptr) ==
+          MOSQ_ERR_SUCCESS) {
+        c->pending_subacks_.push_back(mid);
+      }
     }
     c->connected_ = true;
     c->handler_.on_connected((flags & 1) != 0);
+    if (c->pending_subacks_.empty()) c->handler_.on_subscribed();
+  }
+
+  static void on_subscribe(mosquitto* /*m*/, void* self, int mid, int count, const int* granted,
+                           const mosquitto_property* /*props*/) {
+    auto* c = static_cast<Client*>(self);
+    for (int i = 0; i < count; ++i) {
+      if (granted[i] >= 0x80)
+        log::warn("mqtt.subscribe_refused", {{"mid", mid}, {"reason", granted[i]}});
+    }
+    auto& pending = c->pending_subacks_;
+    const auto it = std::find(pending.begin(), pending.end(), mid);
+    if (it == pending.end()) return;
+    pending.erase(it);
+    if (pending.empty()) c->handler_.on_subscribed();
   }
 
   static void on_disconnect(mosquitto* /*m*/, void* self, int rc,
@@ -124,6 +145,7 @@ Result<std::unique_ptr<Client>> Client::create(Options options, Handler& handler
   mosquitto_disconnect_v5_callback_set(c->mosq_, &ClientCallbacks::on_disconnect);
   mosquitto_message_v5_callback_set(c->mosq_, &ClientCallbacks::on_message);
   mosquitto_publish_v5_callback_set(c->mosq_, &ClientCallbacks::on_publish);
+  mosquitto_subscribe_v5_callback_set(c->mosq_, &ClientCallbacks::on_subscribe);
   return c;
 }
 

@@ -576,8 +576,9 @@ Token read_client_token(const json& request) {
   return token;
 }
 
-// A lenient read of a get/delete payload: only a valid clientToken is taken from it.
-std::optional<std::string> lenient_client_token(std::string_view payload) {
+}  // namespace
+
+std::optional<std::string> client_token_of(std::string_view payload) {
   if (payload.empty() || payload.size() > kMaxShadowPayloadBytes || !is_valid_utf8(payload)) {
     return std::nullopt;
   }
@@ -586,6 +587,8 @@ std::optional<std::string> lenient_client_token(std::string_view payload) {
   Token token = read_client_token(*request);
   return token.invalid ? std::nullopt : std::move(token.value);
 }
+
+namespace {
 
 // Checks one request section: depth of paths and nulls inside arrays. `depth` is the
 // number of keys/indices from the section to `value`. Recursion stops at the limit, so
@@ -884,6 +887,9 @@ struct ShadowEngine {
       w.raw(",\"timestamp\":").integer(now).client_token(req.token.value).raw("}");
     }
 
+    if (reported_patch != nullptr && reported_patch->is_object()) {
+      result.reported_patch = *reported_patch;
+    }
     result.document = std::move(next);
     return result;
   }
@@ -891,7 +897,7 @@ struct ShadowEngine {
   static Expected<std::string, ShadowError> get(std::string_view thing,
                                                 const ShadowDocument* current,
                                                 std::string_view payload, std::int64_t now) {
-    auto token = lenient_client_token(payload);
+    auto token = client_token_of(payload);
     if (current == nullptr || !current->exists_) {
       return Unexpected{make_error(ShadowErrc::not_found, std::move(token), thing)};
     }
@@ -925,7 +931,7 @@ struct ShadowEngine {
   static Expected<RemoveResult, ShadowError> remove(std::string_view thing,
                                                     const ShadowDocument* current,
                                                     std::string_view payload, std::int64_t now) {
-    auto token = lenient_client_token(payload);
+    auto token = client_token_of(payload);
     if (current == nullptr || !current->exists_) {
       return Unexpected{make_error(ShadowErrc::not_found, std::move(token), thing)};
     }

@@ -95,8 +95,11 @@ void mark_contact(Builder& b) {
 }  // namespace
 
 Report parse_report(std::string_view reported_json) {
+  return parse_report(nlohmann::json::parse(reported_json, nullptr, false));
+}
+
+Report parse_report(const nlohmann::json& j) {
   Report r;
-  const auto j = nlohmann::json::parse(reported_json, nullptr, false);
   if (!j.is_object()) return r;
   if (auto it = j.find("status"); it != j.end() && it->is_string()) {
     r.status = protocol::parse_power(it->get<std::string>());
@@ -192,8 +195,13 @@ Decision on_connected(const Context& ctx) {
 Decision on_disconnected(const Context& ctx, const std::string& marker) {
   Builder b(ctx);
   auto& s = b.state();
-  // Already known to be gone: a repeated will or a retained presence seen again.
-  if (s.connection == Connection::disconnected) return b.finish();
+  // Already known to be gone (a repeated will, a retained presence seen again), or a
+  // debounce already running: the first disconnect starts the clock, so the will and the
+  // lifecycle event of one disconnect, or a retained will redelivered when dagd
+  // resubscribes, never push "lost contact" further out.
+  if (s.connection == Connection::disconnected || !s.presence_marker.empty()) {
+    return b.finish();
+  }
   s.presence_marker = marker;
   b.schedule(store::kDisconnectTimer,
              ctx.now_ms + std::int64_t{ctx.settings.disconnect_grace_s} * 1000, marker);

@@ -203,6 +203,20 @@ TEST_F(RulesTest, ANewerDisconnectReplacesTheMarker) {
   EXPECT_EQ(apply(on_timer(ctx_, second.timers[0].timer)).intents.size(), 1U);
 }
 
+TEST_F(RulesTest, ASecondDisconnectDoesNotPushTheDebounceOut) {
+  // The will and the lifecycle event of one disconnect, or a retained will delivered
+  // again when dagd resubscribes: the first one started the clock.
+  report(Power::on, 1);
+  auto first = apply(on_disconnected(ctx_, "m1"));
+  advance(600'000);
+  auto again = apply(on_disconnected(ctx_, "m2"));
+  EXPECT_FALSE(again.state_changed);
+  EXPECT_TRUE(again.timers.empty());
+  EXPECT_FALSE(again.request_status);
+  advance(300'000);
+  EXPECT_EQ(apply(on_timer(ctx_, first.timers[0].timer)).intents.size(), 1U);
+}
+
 TEST_F(RulesTest, LowBatteryOncePerOutageOnlyOnBattery) {
   ctx_.settings.low_battery_percent = 20;
   Report r;

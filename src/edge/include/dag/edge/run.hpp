@@ -6,17 +6,12 @@
 #include <string>
 #include <string_view>
 
+#include "dag/common/files.hpp"
 #include "dag/common/result.hpp"
 #include "dag/edge/agent.hpp"
 #include "dag/edge/settings.hpp"
 
 namespace dag::edge {
-
-struct TlsFiles {
-  std::filesystem::path ca;
-  std::filesystem::path cert;
-  std::filesystem::path key;
-};
 
 /// Writes the CA, certificate and key PEMs to state_dir/tls (mode 0600, atomically), for
 /// libmosquitto which reads files. Errors: Errc::io.

@@ -75,6 +75,9 @@ class Handler {
   /// The connection ended (or a connect attempt failed); a retry follows unless stopping.
   virtual void on_disconnected(const std::string& reason) = 0;
   virtual void on_message(Message message) = 0;
+  /// The broker acknowledged every subscription made at the last connect (SUBACK); from
+  /// now on nothing published to those filters is missed. A refused filter is logged.
+  virtual void on_subscribed() {}
   /// The broker acknowledged message `mid` (PUBACK for QoS 1).
   virtual void on_published(int /*mid*/) {}
 };
@@ -126,6 +129,7 @@ class Client {
   std::mutex mutex_;  // guards filters_ and the backoff wait
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> filters_;
+  std::vector<int> pending_subacks_;  // network thread only
   std::mt19937_64 rng_;
 };
 

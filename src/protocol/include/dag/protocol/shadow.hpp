@@ -133,6 +133,9 @@ struct UpdateResult {
   std::string accepted;              ///< for `.../update/accepted`
   std::optional<std::string> delta;  ///< for `.../update/delta`, when there is one to send
   std::string documents;             ///< for `.../update/documents`
+  /// The request's `state.reported` when it was an object (null otherwise), as parsed by
+  /// the engine, so that the cloud's rules need not parse the payload again.
+  nlohmann::json reported_patch;
 };
 
 /// Outcome of an accepted delete: the tombstone to store and the reply.
@@ -157,6 +160,11 @@ Expected<std::string, ShadowError> get(std::string_view thing, const ShadowDocum
 /// Errors: not_found (for nullptr or a tombstone).
 Expected<RemoveResult, ShadowError> remove(std::string_view thing, const ShadowDocument* current,
                                            std::string_view payload, std::int64_t now);
+
+/// The clientToken of a request, read leniently (as get and delete do): nullopt when the
+/// payload is not a JSON object within the limits or the token is missing or invalid.
+/// For rejecting a request before it reaches the engine (429, 404) with its token echoed.
+std::optional<std::string> client_token_of(std::string_view payload);
 
 /// Storage form: `{"exists":b,"version":N,"state":{...},"metadata":{...}}` (state and
 /// metadata as in a get reply).

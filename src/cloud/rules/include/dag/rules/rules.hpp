@@ -25,6 +25,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -58,6 +60,9 @@ struct Report {
 /// mistyped fields are ignored: the shadow engine already accepted the document, and
 /// the rules only read what they understand.
 Report parse_report(std::string_view reported_json);
+/// The same, from an already parsed `state.reported` (anything but an object gives an
+/// empty Report).
+Report parse_report(const nlohmann::json& reported);
 
 struct TimerChange {
   enum class Op { schedule, cancel };

@@ -1,0 +1,55 @@
+// dagd's configuration: the schema (TOML file + DAG_* environment, see dag/common/config.hpp)
+// and the typed settings built from it. `dagd --print-config` prints the commented defaults.
+//
+// Thread-safety: values. Blocking: load_settings reads the file and any PEM paths.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "dag/common/config.hpp"
+#include "dag/common/result.hpp"
+#include "dag/store/sqlite.hpp"
+
+namespace dag::dagd {
+
+struct DagdSettings {
+  std::filesystem::path state_dir;
+  std::filesystem::path database_path;
+  store::SqliteOptions::Durability durability{store::SqliteOptions::Durability::power_safe};
+
+  std::string mqtt_host;
+  int mqtt_port{8883};
+  std::string client_id;
+  int keepalive_s{30};
+  int protocol_version{5};
+  std::string share_group;  ///< empty: plain subscriptions
+  int max_inflight{1000};
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+
+  int batch_max{500};
+  int queue_max{20'000};
+  int rate_per_s{20};
+  int rate_burst{20};
+  int timer_lease_s{60};
+  int timer_poll_ms{5000};
+
+  std::string log_level{"info"};
+};
+
+/// The schema (also what --print-config prints).
+const config::Schema& dagd_schema();
+
+/// Typed settings from a loaded config. Errors: Errc::config (a value the schema cannot
+/// check, e.g. the client id syntax).
+Result<DagdSettings> settings_from(const config::Config& cfg);
+
+/// load + settings_from. Errors: Errc::config / Errc::parse / Errc::io from the loader.
+Result<DagdSettings> load_settings(const std::optional<std::filesystem::path>& file,
+                                   const config::Env& env);
+
+}  // namespace dag::dagd

@@ -1,0 +1,160 @@
+#include "dag/dagd/settings.hpp"
+
+#include "dag/protocol/topics.hpp"
+
+namespace dag::dagd {
+namespace {
+
+using config::Field;
+using config::Type;
+
+config::Schema make_schema() {
+  config::Schema s("dagd");
+  s.add(Field{.key = "dagd.state_dir",
+              .default_value = "/var/lib/dagd",
+              .help = "Private files (the TLS files libmosquitto reads) live here"});
+  s.add(Field{.key = "database.path",
+              .default_value = "/var/lib/dagd/dagd.db",
+              .help = "SQLite database file (created and migrated at start)"});
+  s.add(Field{.key = "database.durability",
+              .default_value = "power_safe",
+              .help = "power_safe: every commit survives a power cut (fsync); crash_safe: "
+                      "survives a dagd crash only",
+              .choices = {"power_safe", "crash_safe"}});
+  s.add(Field{.key = "mqtt.host", .default_value = "localhost", .help = "MQTT broker host"});
+  s.add(Field{.key = "mqtt.port",
+              .type = Type::integer,
+              .default_value = "8883",
+              .help = "MQTT over TLS port (the broker's dagd listener)",
+              .min = 1,
+              .max = 65535});
+  s.add(Field{.key = "mqtt.client_id",
+              .default_value = "dagd",
+              .help = "Client id: unique per replica; also the owner name of claimed timers"});
+  s.add(Field{.key = "mqtt.keepalive_s",
+              .type = Type::integer,
+              .default_value = "30",
+              .help = "MQTT keep-alive",
+              .min = 5,
+              .max = 1200});
+  s.add(Field{.key = "mqtt.protocol",
+              .default_value = "5",
+              .help = "MQTT version",
+              .choices = {"5", "3.1.1"}});
+  s.add(Field{.key = "mqtt.share_group",
+              .default_value = "",
+              .help = "Shared-subscription group for replicas ($share/<group>/...); empty: "
+                      "plain subscriptions (Mosquitto 2.0 cannot share $aws topics)"});
+  s.add(Field{.key = "mqtt.max_inflight",
+              .type = Type::integer,
+              .default_value = "1000",
+              .help = "Replies in flight towards the broker at once",
+              .min = 1,
+              .max = 65535});
+  s.add(Field{.key = "mqtt.ca",
+              .type = Type::pem,
+              .help = "CA that signed the broker's certificate (PEM, base64 PEM or path)",
+              .required = true});
+  s.add(Field{.key = "mqtt.cert",
+              .type = Type::pem,
+              .help = "dagd's client certificate (its CN is a service identity in the ACL)",
+              .required = true});
+  s.add(Field{.key = "mqtt.key",
+              .type = Type::pem,
+              .help = "dagd's private key",
+              .required = true,
+              .secret = true});
+  s.add(Field{.key = "ingest.batch_max",
+              .type = Type::integer,
+              .default_value = "500",
+              .help = "Messages processed per store transaction at most",
+              .min = 1,
+              .max = 10'000});
+  s.add(Field{.key = "ingest.queue_max",
+              .type = Type::integer,
+              .default_value = "20000",
+              .help = "Received messages waiting at most; beyond, the broker holds them",
+              .min = 1,
+              .max = 1'000'000});
+  s.add(Field{.key = "ingest.rate_per_s",
+              .type = Type::integer,
+              .default_value = "20",
+              .help = "Shadow requests per second per device (AWS: 20); 0 = no limit",
+              .min = 0,
+              .max = 1'000'000});
+  s.add(Field{.key = "ingest.rate_burst",
+              .type = Type::integer,
+              .default_value = "20",
+              .help = "Requests a device may send at once before the rate applies",
+              .min = 1,
+              .max = 1'000'000});
+  s.add(Field{.key = "timers.lease_s",
+              .type = Type::integer,
+              .default_value = "60",
+              .help = "A claimed timer of a crashed replica fires after this",
+              .min = 1,
+              .max = 3600});
+  s.add(Field{.key = "timers.poll_ms",
+              .type = Type::integer,
+              .default_value = "5000",
+              .help = "Look for timers scheduled by others this often",
+              .min = 10,
+              .max = 600'000});
+  s.add(Field{.key = "log.level",
+              .default_value = "info",
+              .help = "Log level",
+              .choices = {"trace", "debug", "info", "warn", "error"}});
+  return s;
+}
+
+}  // namespace
+
+const config::Schema& dagd_schema() {
+  static const config::Schema schema = make_schema();
+  return schema;
+}
+
+Result<DagdSettings> settings_from(const config::Config& cfg) {
+  DagdSettings s;
+  s.state_dir = cfg.str("dagd.state_dir");
+  s.database_path = cfg.str("database.path");
+  s.durability = cfg.str("database.durability") == "crash_safe"
+                     ? store::SqliteOptions::Durability::crash_safe
+                     : store::SqliteOptions::Durability::power_safe;
+  s.mqtt_host = cfg.str("mqtt.host");
+  s.mqtt_port = static_cast<int>(cfg.integer("mqtt.port"));
+  s.client_id = cfg.str("mqtt.client_id");
+  if (!protocol::is_valid_device_id(s.client_id)) {
+    // The same alphabet as device ids keeps it a single MQTT topic level and a safe
+    // lease owner name.
+    return fail(Errc::config, "mqtt.client_id '" + s.client_id +
+                                  "' must be 1..128 characters of [A-Za-z0-9_.:-]");
+  }
+  s.keepalive_s = static_cast<int>(cfg.integer("mqtt.keepalive_s"));
+  s.protocol_version = cfg.str("mqtt.protocol") == "5" ? 5 : 4;
+  s.share_group = cfg.has("mqtt.share_group") ? cfg.str("mqtt.share_group") : "";
+  if (s.share_group.find_first_of("/+#") != std::string::npos) {
+    return fail(Errc::config, "mqtt.share_group must not contain '/', '+' or '#'");
+  }
+  s.max_inflight = static_cast<int>(cfg.integer("mqtt.max_inflight"));
+  s.ca_pem = cfg.pem("mqtt.ca");
+  s.cert_pem = cfg.pem("mqtt.cert");
+  s.key_pem = cfg.pem("mqtt.key");
+  s.batch_max = static_cast<int>(cfg.integer("ingest.batch_max"));
+  s.queue_max = static_cast<int>(cfg.integer("ingest.queue_max"));
+  s.rate_per_s = static_cast<int>(cfg.integer("ingest.rate_per_s"));
+  s.rate_burst = static_cast<int>(cfg.integer("ingest.rate_burst"));
+  s.timer_lease_s = static_cast<int>(cfg.integer("timers.lease_s"));
+  s.timer_poll_ms = static_cast<int>(cfg.integer("timers.poll_ms"));
+  s.log_level = cfg.str("log.level");
+  return s;
+}
+
+Result<DagdSettings> load_settings(const std::optional<std::filesystem::path>& file,
+                                   const config::Env& env) {
+  auto cfg = config::load(dagd_schema(), file, env);
+  if (!cfg) return Unexpected<Error>{cfg.error()};
+  return settings_from(*cfg);
+}
+
+}  // namespace dag::dagd

@@ -1,0 +1,439 @@
+#include "dag/shadow/service.hpp"
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+
+#include "dag/common/encoding.hpp"
+#include "dag/common/log.hpp"
+#include "dag/presence/presence.hpp"
+#include "dag/protocol/shadow.hpp"
+#include "dag/protocol/topics.hpp"
+#include "dag/rules/rules.hpp"
+
+namespace dag::shadow {
+namespace {
+
+using protocol::ShadowOp;
+using protocol::ShadowReply;
+using store::StoreErrc;
+using store::StoreResult;
+
+std::size_t reject_index(int code) noexcept {
+  const auto* it = std::find(kRejectCodes.begin(), kRejectCodes.end(), code);
+  return it == kRejectCodes.end() ? kRejectCodes.size() - 1  // unknown codes count as 500
+                                  : static_cast<std::size_t>(it - kRejectCodes.begin());
+}
+
+std::int64_t to_seconds(std::int64_t ms) {
+  return ms / 1000;
+}
+
+}  // namespace
+
+void Metrics::count_reject(int code) noexcept {
+  rejected[reject_index(code)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t Metrics::rejects(int code) const noexcept {
+  return rejected[reject_index(code)].load(std::memory_order_relaxed);
+}
+
+// One message, classified before the transaction.
+struct Service::Work {
+  const Inbound* in{nullptr};
+  std::variant<protocol::ShadowRequestTopic, presence::News> what;
+};
+
+// What one transaction attempt produced; published and counted only after it committed.
+struct Service::Pass {
+  std::vector<Outbound> out;
+  std::array<std::uint64_t, kRejectCodes.size()> rejects{};
+  std::uint64_t updates{0};
+  std::uint64_t gets{0};
+  std::uint64_t deletes{0};
+  std::uint64_t presence_applied{0};
+  std::uint64_t presence_dropped{0};
+  std::uint64_t events{0};
+  std::uint64_t duplicates{0};
+  std::uint64_t intents{0};
+  std::uint64_t timers_fired{0};
+  std::optional<std::int64_t> hint;
+
+  void reject(std::string_view thing, ShadowOp op, const protocol::ShadowError& error,
+              std::int64_t now_s) {
+    out.push_back({protocol::shadow_topic(thing, op, ShadowReply::rejected),
+                   protocol::render_rejected(error, now_s)});
+    ++rejects[reject_index(error.code)];
+  }
+  void reply(std::string_view thing, ShadowOp op, ShadowReply kind, std::string payload) {
+    out.push_back({protocol::shadow_topic(thing, op, kind), std::move(payload)});
+  }
+};
+
+namespace {
+
+// Writes what the rules decided, in the caller's transaction.
+StoreResult<void> apply_decision(store::Transaction& tx, const std::string& device_id,
+                                 const rules::Decision& d, auto& pass) {
+  if (d.state_changed) {
+    if (auto r = tx.update_device_state(device_id, d.state); !r) return r;
+  }
+  for (const auto& event : d.events) {
+    auto r = tx.append_event(event);
+    if (!r) {
+      // A resent report: (device, seq) is already in the history.
+      if (r.error().code != StoreErrc::conflict) return Unexpected<store::StoreError>{r.error()};
+      ++pass.duplicates;
+      continue;
+    }
+    ++pass.events;
+  }
+  for (const auto& intent : d.intents) {
+    if (auto r = tx.enqueue_intent(intent); !r) return Unexpected<store::StoreError>{r.error()};
+    ++pass.intents;
+  }
+  for (const auto& change : d.timers) {
+    if (change.op == rules::TimerChange::Op::schedule) {
+      if (auto r = tx.schedule_timer(change.timer); !r) {
+        return Unexpected<store::StoreError>{r.error()};
+      }
+      pass.hint = std::min(pass.hint.value_or(change.timer.due_at_ms), change.timer.due_at_ms);
+    } else if (auto r = tx.cancel_timer(change.timer.device_id, change.timer.kind); !r) {
+      return Unexpected<store::StoreError>{r.error()};
+    }
+  }
+  if (d.request_status) pass.out.push_back({protocol::status_request_topic(device_id), ""});
+  return {};
+}
+
+// The device's context for the rules; not_found when its account vanished (a bug).
+StoreResult<rules::Context> context_of(store::Transaction& tx, store::Device device,
+                                       std::int64_t now_ms) {
+  auto account = tx.get_account(device.account_id);
+  if (!account) {
+    if (account.error().code == StoreErrc::not_found) {
+      return store::fail(StoreErrc::internal, "device " + device.id + " has no account");
+    }
+    return Unexpected<store::StoreError>{account.error()};
+  }
+  auto id = account->id;
+  return rules::Context{std::move(device), std::move(id), std::move(account->settings), now_ms};
+}
+
+}  // namespace
+
+Service::Service(store::Store& store, const Clock& clock, ServiceOptions options, Metrics& metrics)
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      metrics_(metrics),
+      limiter_(options_.rate_per_s, options_.rate_burst) {}
+
+std::vector<Outbound> Service::process(std::span<const Inbound> batch) {
+  std::vector<Outbound> out;
+  std::vector<Work> work;
+  work.reserve(batch.size());
+  metrics_.messages.fetch_add(batch.size(), std::memory_order_relaxed);
+
+  for (const auto& in : batch) {
+    auto topic = protocol::parse_topic(in.topic);
+    if (!topic) {
+      metrics_.ignored.fetch_add(1, std::memory_order_relaxed);
+      log::debug("ingest.ignored", {{"topic", in.topic}});
+      continue;
+    }
+    if (auto* req = std::get_if<protocol::ShadowRequestTopic>(&*topic)) {
+      if (!limiter_.allow(req->thing, clock_.steady())) {
+        Pass p;
+        p.reject(req->thing, req->op,
+                 protocol::too_many_requests(protocol::client_token_of(in.payload)),
+                 to_seconds(in.received_ms));
+        commit_pass(p, out);
+        continue;
+      }
+      work.push_back({&in, std::move(*req)});
+      continue;
+    }
+    Result<presence::News> news = fail(Errc::parse, "not a presence topic");
+    if (auto* p = std::get_if<protocol::PresenceTopic>(&*topic)) {
+      news = presence::from_presence(*p, in.payload, in.retained);
+    } else if (auto* l = std::get_if<protocol::LifecycleTopic>(&*topic)) {
+      news = presence::from_lifecycle(*l, in.payload);
+    } else {
+      metrics_.ignored.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (!news) {
+      metrics_.presence_dropped.fetch_add(1, std::memory_order_relaxed);
+      log::warn("presence.malformed", {{"topic", in.topic}, {"error", news.error().message}});
+      continue;
+    }
+    work.push_back({&in, *std::move(news)});
+  }
+  if (work.empty()) return out;
+
+  Pass pass;
+  auto whole = store::transact(store_, store::TxMode::read_write,
+                               [&](store::Transaction& tx) -> StoreResult<void> {
+                                 pass = Pass{};
+                                 for (const auto& w : work) {
+                                   if (auto r = apply(tx, w, pass); !r) return r;
+                                 }
+                                 return {};
+                               });
+  if (whole) {
+    metrics_.batches.fetch_add(1, std::memory_order_relaxed);
+    commit_pass(pass, out);
+    return out;
+  }
+
+  // Redo message by message, so that what the store refuses stays with its own message.
+  metrics_.batch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  log::warn("ingest.batch_failed", {{"messages", work.size()},
+                                    {"error", whole.error().message},
+                                    {"code", store::to_string(whole.error().code)}});
+  for (const auto& w : work) {
+    Pass one;
+    auto r = store::transact(store_, store::TxMode::read_write,
+                             [&](store::Transaction& tx) -> StoreResult<void> {
+                               one = Pass{};
+                               return apply(tx, w, one);
+                             });
+    if (r) {
+      commit_pass(one, out);
+      continue;
+    }
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    metrics_.database_ok.store(false, std::memory_order_relaxed);
+    log::error("ingest.store_failed", {{"topic", w.in->topic},
+                                       {"code", store::to_string(r.error().code)},
+                                       {"error", r.error().message}});
+    if (const auto* req = std::get_if<protocol::ShadowRequestTopic>(&w.what)) {
+      Pass failed;
+      failed.reject(req->thing, req->op,
+                    protocol::make_error(protocol::ShadowErrc::internal,
+                                         protocol::client_token_of(w.in->payload)),
+                    to_seconds(w.in->received_ms));
+      // Not a committed pass, but only the reply and its counter are in it.
+      for (std::size_t i = 0; i < failed.rejects.size(); ++i) {
+        metrics_.rejected[i].fetch_add(failed.rejects[i], std::memory_order_relaxed);
+      }
+      out.insert(out.end(), failed.out.begin(), failed.out.end());
+    }
+  }
+  return out;
+}
+
+void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
+  auto add = [](std::atomic<std::uint64_t>& counter, std::uint64_t n) {
+    if (n != 0) counter.fetch_add(n, std::memory_order_relaxed);
+  };
+  for (std::size_t i = 0; i < pass.rejects.size(); ++i) add(metrics_.rejected[i], pass.rejects[i]);
+  add(metrics_.updates_accepted, pass.updates);
+  add(metrics_.gets_accepted, pass.gets);
+  add(metrics_.deletes_accepted, pass.deletes);
+  add(metrics_.presence_applied, pass.presence_applied);
+  add(metrics_.presence_dropped, pass.presence_dropped);
+  add(metrics_.events, pass.events);
+  add(metrics_.duplicate_events, pass.duplicates);
+  add(metrics_.intents, pass.intents);
+  add(metrics_.timers_fired, pass.timers_fired);
+  metrics_.database_ok.store(true, std::memory_order_relaxed);
+  if (pass.hint) scheduled_hint_ = std::min(scheduled_hint_.value_or(*pass.hint), *pass.hint);
+  if (out.empty()) {
+    out = std::move(pass.out);
+  } else {
+    out.insert(out.end(), std::make_move_iterator(pass.out.begin()),
+               std::make_move_iterator(pass.out.end()));
+  }
+}
+
+StoreResult<void> Service::apply(store::Transaction& tx, const Work& work, Pass& pass) {
+  if (std::holds_alternative<protocol::ShadowRequestTopic>(work.what)) {
+    return apply_shadow(tx, work, pass);
+  }
+  return apply_presence(tx, work, pass);
+}
+
+StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work, Pass& pass) {
+  const auto& req = std::get<protocol::ShadowRequestTopic>(work.what);
+  const auto& in = *work.in;
+  const std::int64_t now_s = to_seconds(in.received_ms);
+  const auto& thing = req.thing;
+
+  auto device = tx.get_device(thing);
+  if (!device && device.error().code != StoreErrc::not_found) {
+    return Unexpected<store::StoreError>{device.error()};
+  }
+  if (!device || device->revoked) {
+    // Unknown and revoked look the same from outside: no shadow service for it.
+    pass.reject(thing, req.op,
+                protocol::make_error(protocol::ShadowErrc::not_found,
+                                     protocol::client_token_of(in.payload), thing),
+                now_s);
+    return {};
+  }
+
+  auto stored = tx.get_shadow(thing);
+  if (!stored) return Unexpected<store::StoreError>{stored.error()};
+  std::optional<protocol::ShadowDocument> current;
+  std::int64_t revision = 0;
+  if (*stored) {
+    auto doc = protocol::shadow_from_json((*stored)->document);
+    if (!doc) {
+      // Only a bug or a hand-edited database gets here; the device hears 500 and the row
+      // stays as it is for a human to look at.
+      log::error("shadow.unreadable", {{"device", thing}, {"error", doc.error().message}});
+      pass.reject(thing, req.op,
+                  protocol::make_error(protocol::ShadowErrc::internal,
+                                       protocol::client_token_of(in.payload)),
+                  now_s);
+      return {};
+    }
+    current = *std::move(doc);
+    revision = (*stored)->revision;
+  }
+  const protocol::ShadowDocument* cur = current ? &*current : nullptr;
+
+  switch (req.op) {
+    case ShadowOp::update: {
+      auto result = protocol::update(cur, in.payload, now_s);
+      if (!result) {
+        pass.reject(thing, req.op, result.error(), now_s);
+        return {};
+      }
+      auto put = tx.put_shadow(thing, protocol::shadow_to_json(result->document), revision);
+      if (!put) return Unexpected<store::StoreError>{put.error()};
+      if (result->reported_patch.is_object()) {
+        // Reported state comes from the device: contact, and maybe a power change.
+        auto ctx = context_of(tx, *std::move(device), in.received_ms);
+        if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
+        auto decision = rules::on_report(*ctx, rules::parse_report(result->reported_patch));
+        if (auto r = apply_decision(tx, thing, decision, pass); !r) return r;
+      }
+      ++pass.updates;
+      pass.reply(thing, req.op, ShadowReply::accepted, std::move(result->accepted));
+      if (result->delta) pass.reply(thing, req.op, ShadowReply::delta, std::move(*result->delta));
+      pass.reply(thing, req.op, ShadowReply::documents, std::move(result->documents));
+      return {};
+    }
+    case ShadowOp::get: {
+      auto result = protocol::get(thing, cur, in.payload, now_s);
+      // A dag asks for its shadow after every connect: that is contact too.
+      auto ctx = context_of(tx, *std::move(device), in.received_ms);
+      if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
+      if (auto r = apply_decision(tx, thing, rules::on_connected(*ctx), pass); !r) return r;
+      if (!result) {
+        pass.reject(thing, req.op, result.error(), now_s);
+      } else {
+        ++pass.gets;
+        pass.reply(thing, req.op, ShadowReply::accepted, *std::move(result));
+      }
+      return {};
+    }
+    case ShadowOp::remove: {
+      // Not counted as contact: an operator may delete a shadow on a dag's behalf.
+      auto result = protocol::remove(thing, cur, in.payload, now_s);
+      if (!result) {
+        pass.reject(thing, req.op, result.error(), now_s);
+        return {};
+      }
+      auto put = tx.put_shadow(thing, protocol::shadow_to_json(result->document), revision);
+      if (!put) return Unexpected<store::StoreError>{put.error()};
+      ++pass.deletes;
+      pass.reply(thing, req.op, ShadowReply::accepted, std::move(result->accepted));
+      return {};
+    }
+  }
+  return {};
+}
+
+StoreResult<void> Service::apply_presence(store::Transaction& tx, const Work& work, Pass& pass) {
+  const auto& news = std::get<presence::News>(work.what);
+  auto device = tx.get_device(news.device_id);
+  if (!device) {
+    if (device.error().code != StoreErrc::not_found) {
+      return Unexpected<store::StoreError>{device.error()};
+    }
+    ++pass.presence_dropped;  // e.g. the lifecycle events of other services' clients
+    return {};
+  }
+  const auto& state = device->state;
+  const bool stale = !presence::is_news(news, state.last_lifecycle_version);
+  // A retained birth says what was last known; if we know the dag is connected, it adds
+  // nothing (and must not count as a sign of life now).
+  const bool known = news.retained && news.connection == protocol::Connection::connected &&
+                     state.connection == protocol::Connection::connected;
+  if (device->revoked || stale || known) {
+    ++pass.presence_dropped;
+    return {};
+  }
+  const auto order = news.order;
+  auto ctx = context_of(tx, *std::move(device), work.in->received_ms);
+  if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
+  rules::Decision decision;
+  if (news.connection == protocol::Connection::connected) {
+    decision = rules::on_connected(*ctx);
+  } else {
+    auto marker = new_uuid();
+    if (!marker) return store::fail(StoreErrc::internal, marker.error().message);
+    decision = rules::on_disconnected(*ctx, *marker);
+  }
+  if (order) {
+    decision.state.last_lifecycle_version = order;
+    decision.state_changed = true;
+  }
+  ++pass.presence_applied;
+  return apply_decision(tx, ctx->device.id, decision, pass);
+}
+
+StoreResult<TimerRound> Service::fire_due_timers() {
+  const std::int64_t now_ms = clock_.unix_ms();
+  Pass pass;
+  auto fired = store::transact(
+      store_, store::TxMode::read_write, [&](store::Transaction& tx) -> StoreResult<int> {
+        pass = Pass{};
+        auto due = tx.claim_due_timers(now_ms, options_.timer_batch, options_.owner,
+                                       options_.timer_lease_ms);
+        if (!due) return Unexpected<store::StoreError>{due.error()};
+        for (const auto& t : *due) {
+          auto device = tx.get_device(t.timer.device_id);
+          if (device && !device->revoked) {
+            auto ctx = context_of(tx, *std::move(device), now_ms);
+            if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
+            auto decision = rules::on_timer(*ctx, t.timer);
+            if (auto r = apply_decision(tx, t.timer.device_id, decision, pass); !r) {
+              return Unexpected<store::StoreError>{r.error()};
+            }
+          } else if (!device && device.error().code != StoreErrc::not_found) {
+            return Unexpected<store::StoreError>{device.error()};
+          }
+          if (auto r = tx.complete_timer(t.id); !r && r.error().code != StoreErrc::not_found) {
+            return Unexpected<store::StoreError>{r.error()};
+          }
+          ++pass.timers_fired;
+        }
+        return static_cast<int>(due->size());
+      });
+  if (!fired) {
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    metrics_.database_ok.store(false, std::memory_order_relaxed);
+    return Unexpected<store::StoreError>{fired.error()};
+  }
+  TimerRound round;
+  round.fired = *fired;
+  commit_pass(pass, round.outbound);
+  return round;
+}
+
+StoreResult<std::optional<std::int64_t>> Service::next_timer_due_ms() {
+  return store::transact(store_, store::TxMode::read_only,
+                         [](store::Transaction& tx) { return tx.next_timer_due_ms(); });
+}
+
+std::optional<std::int64_t> Service::take_scheduled_hint() noexcept {
+  return std::exchange(scheduled_hint_, std::nullopt);
+}
+
+}  // namespace dag::shadow
