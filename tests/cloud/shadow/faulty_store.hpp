@@ -1,0 +1,116 @@
+// A Store decorator for the service tests: forwards everything to a real store, but
+// put_shadow for one device fails with StoreErrc::io, as a full disk would, so that the
+// service's per-message fallback can be seen.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "dag/store/store.hpp"
+
+namespace dag::shadow::test {
+
+class FaultyTransaction final : public store::Transaction {
+ public:
+  FaultyTransaction(std::unique_ptr<store::Transaction> inner, const std::string& poisoned)
+      : in_(std::move(inner)), poisoned_(poisoned) {}
+
+  using S = std::string_view;
+  template <class T>
+  using R = store::StoreResult<T>;
+
+  [[nodiscard]] store::TxMode mode() const noexcept override { return in_->mode(); }
+  R<void> commit() override { return in_->commit(); }
+  void rollback() noexcept override { in_->rollback(); }
+  R<store::Account> create_account(S u, S h, std::int64_t t) override {
+    return in_->create_account(u, h, t);
+  }
+  R<store::Account> get_account(S id) override { return in_->get_account(id); }
+  R<store::Account> find_account_by_username(S u) override {
+    return in_->find_account_by_username(u);
+  }
+  R<std::vector<store::Account>> list_accounts() override { return in_->list_accounts(); }
+  R<void> update_account_settings(S id, const store::AccountSettings& s) override {
+    return in_->update_account_settings(id, s);
+  }
+  R<void> set_password_hash(S id, S h) override { return in_->set_password_hash(id, h); }
+  R<store::NotificationTarget> add_target(const store::NewTarget& t) override {
+    return in_->add_target(t);
+  }
+  R<std::vector<store::NotificationTarget>> list_targets(S id) override {
+    return in_->list_targets(id);
+  }
+  R<void> set_target_verified(S id, bool v) override { return in_->set_target_verified(id, v); }
+  R<void> remove_target(S id) override { return in_->remove_target(id); }
+  R<store::Device> create_device(const store::NewDevice& d) override {
+    return in_->create_device(d);
+  }
+  R<store::Device> get_device(S id) override { return in_->get_device(id); }
+  R<std::vector<store::Device>> list_devices(S id) override { return in_->list_devices(id); }
+  R<void> rename_device(S id, S n) override { return in_->rename_device(id, n); }
+  R<void> set_device_revoked(S id, bool r) override { return in_->set_device_revoked(id, r); }
+  R<void> update_device_state(S id, const store::DeviceState& s) override {
+    return in_->update_device_state(id, s);
+  }
+  R<std::optional<store::StoredShadow>> get_shadow(S id) override { return in_->get_shadow(id); }
+  R<std::int64_t> put_shadow(S id, S doc, std::int64_t rev) override {
+    if (id == poisoned_) {
+      return store::fail(store::StoreErrc::io, "injected: disk full");
+    }
+    return in_->put_shadow(id, doc, rev);
+  }
+  R<std::int64_t> append_event(const store::Event& e) override { return in_->append_event(e); }
+  R<store::EventPage> list_events(const store::EventQuery& q) override {
+    return in_->list_events(q);
+  }
+  R<std::int64_t> schedule_timer(const store::Timer& t) override { return in_->schedule_timer(t); }
+  R<bool> cancel_timer(S id, S kind) override { return in_->cancel_timer(id, kind); }
+  R<std::optional<store::StoredTimer>> find_timer(S id, S kind) override {
+    return in_->find_timer(id, kind);
+  }
+  R<std::vector<store::StoredTimer>> claim_due_timers(std::int64_t now, int limit, S owner,
+                                                      std::int64_t lease) override {
+    return in_->claim_due_timers(now, limit, owner, lease);
+  }
+  R<void> complete_timer(std::int64_t id) override { return in_->complete_timer(id); }
+  R<std::optional<std::int64_t>> next_timer_due_ms() override { return in_->next_timer_due_ms(); }
+  R<std::int64_t> enqueue_intent(const store::Intent& i) override { return in_->enqueue_intent(i); }
+  R<std::vector<store::StoredIntent>> claim_intents(std::int64_t now, int limit, S owner,
+                                                    std::int64_t lease) override {
+    return in_->claim_intents(now, limit, owner, lease);
+  }
+  R<store::StoredIntent> get_intent(std::int64_t id) override { return in_->get_intent(id); }
+  R<void> mark_intent_done(std::int64_t id, std::int64_t now) override {
+    return in_->mark_intent_done(id, now);
+  }
+  R<void> mark_intent_failed(std::int64_t id, S reason, std::optional<std::int64_t> retry,
+                             std::int64_t now) override {
+    return in_->mark_intent_failed(id, reason, retry, now);
+  }
+  R<std::int64_t> count_pending_intents() override { return in_->count_pending_intents(); }
+
+ private:
+  std::unique_ptr<store::Transaction> in_;
+  const std::string& poisoned_;
+};
+
+class FaultyStore final : public store::Store {
+ public:
+  explicit FaultyStore(store::Store& inner) : in_(inner) {}
+  void poison(std::string device_id) { poisoned_ = std::move(device_id); }
+
+  store::StoreResult<std::unique_ptr<store::Transaction>> begin(store::TxMode mode) override {
+    auto tx = in_.begin(mode);
+    if (!tx) return tx;
+    return std::unique_ptr<store::Transaction>(
+        std::make_unique<FaultyTransaction>(std::move(*tx), poisoned_));
+  }
+  store::StoreResult<void> ping() override { return in_.ping(); }
+
+ private:
+  store::Store& in_;
+  std::string poisoned_;
+};
+
+}  // namespace dag::shadow::test
