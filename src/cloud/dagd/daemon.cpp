@@ -1,6 +1,6 @@
 #include "dag/dagd/daemon.hpp"
 
-#include <signal.h>
+#include <csignal>
 
 #include <thread>
 

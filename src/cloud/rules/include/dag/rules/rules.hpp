@@ -37,7 +37,7 @@
 namespace dag::rules {
 
 /// Device clocks more than this far ahead of receipt are not believed.
-inline constexpr std::int64_t kMaxClockSkewMs = 5 * 60 * 1000;
+inline constexpr std::int64_t kMaxClockSkewMs = std::int64_t{5} * 60 * 1000;
 
 /// The device and account as loaded in the transaction.
 struct Context {

@@ -122,9 +122,11 @@ class Service {
  private:
   struct Work;
   struct Pass;
-  store::StoreResult<void> apply(store::Transaction& tx, const Work& work, Pass& pass);
-  store::StoreResult<void> apply_shadow(store::Transaction& tx, const Work& work, Pass& pass);
-  store::StoreResult<void> apply_presence(store::Transaction& tx, const Work& work, Pass& pass);
+  static store::StoreResult<void> apply(store::Transaction& tx, const Work& work, Pass& pass);
+  static store::StoreResult<void> apply_shadow(store::Transaction& tx, const Work& work,
+                                               Pass& pass);
+  static store::StoreResult<void> apply_presence(store::Transaction& tx, const Work& work,
+                                                 Pass& pass);
   void commit_pass(Pass& pass, std::vector<Outbound>& out);
 
   store::Store& store_;
