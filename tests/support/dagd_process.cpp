@@ -58,7 +58,9 @@ Result<void> DagdProcess::stop() {
   return ok();
 }
 
-void DagdProcess::kill9() { process_->kill9(); }
+void DagdProcess::kill9() {
+  process_->kill9();
+}
 
 Result<void> DagdProcess::restart() {
   if (process_ && process_->running()) process_->kill9();
