@@ -44,6 +44,8 @@ constexpr Rule kServiceRules[] = {
     {"readwrite", "$aws/#",
      "Every device's shadow topics: '#' never matches topics starting with '$'."},
     {"read", "$SYS/#", "Broker statistics, for health checks (the broker alone publishes them)."},
+    {"write", "$CONTROL/dag-presence/#",
+     "The presence plugin's commands (dagctl drops a revoked device's connection)."},
 };
 
 constexpr std::string_view kHeader =
@@ -63,7 +65,9 @@ constexpr std::string_view kHeader =
 # - The acl_file does not check SUBSCRIBE at all (2.0.11): subscribing to "#" or to another
 #   device's topic succeeds, and the "read" check at delivery keeps the messages away.
 # - "#" and "+" at the first level never match topics starting with '$' (MQTT rule), so
-#   $aws/# is granted explicitly.
+#   $aws/# is granted explicitly, and so is $CONTROL/dag-presence/# (the presence plugin's
+#   commands: mosquitto checks the write grant before it passes a $CONTROL message to the
+#   plugin, and never delivers $CONTROL messages; devices have no grant there).
 # - A shared subscription ($share/<group>/<filter>) is delivered under the "read" grant of
 #   the underlying topic. Mosquitto 2.0.11 never delivers shared subscriptions whose filter
 #   starts with '$' (such as $share/g/$aws/...): use plain subscriptions for $aws topics.

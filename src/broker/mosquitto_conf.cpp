@@ -99,6 +99,16 @@ Result<void> validate(const BrokerConfig& c) {
       checks.emplace_back(check_text("plugin option value", value));
     }
   }
+  if (c.service_listener) {
+    if (c.service_listener->port == 0 || c.service_listener->port == c.port) {
+      checks.emplace_back(fail(Errc::config, "service listener port is 0 or the device port"));
+    }
+    if (!is_loopback(c.service_listener->host)) {
+      checks.emplace_back(fail(
+          Errc::config,
+          fmt::format("service listener host '{}' is not loopback", c.service_listener->host)));
+    }
+  }
   if (c.plain_listener) {
     if (c.plain_listener->port == 0) checks.emplace_back(fail(Errc::config, "plain port is 0"));
     if (c.plain_listener->port == c.port) {
@@ -221,26 +231,35 @@ Result<std::string> render_mosquitto_conf(const BrokerConfig& c) {
   line("", "log_timestamp_format %Y-%m-%dT%H:%M:%S");
   out += '\n';
 
+  // Both TLS listeners get the same identity rules; only the address differs.
+  auto tls_listener = [&](std::uint16_t port, const std::string& host, std::string_view why) {
+    line(why, host.empty() ? fmt::format("listener {}", port)
+                           : fmt::format("listener {} {}", port, host));
+    line("Minimum TLS version.", fmt::format("tls_version {}", c.tls_min_version));
+    line("The CA that signs device, service and broker certificates.",
+         fmt::format("cafile {}", c.cafile.string()));
+    line("", fmt::format("certfile {}", c.certfile.string()));
+    line("", fmt::format("keyfile {}", c.keyfile.string()));
+    if (c.crlfile) {
+      line("Revoked certificates; re-read on SIGHUP (affects new connections only).",
+           fmt::format("crlfile {}", c.crlfile->string()));
+    }
+    line("Every client must present a certificate signed by cafile.", "require_certificate true");
+    line("The certificate's CN becomes the username, which the ACL's %u patterns bind to.",
+         "use_identity_as_username true");
+    line(
+        "The client id is replaced by the username: a client cannot take over (disconnect) "
+        "another device's session by claiming its client id.",
+        "use_username_as_clientid true");
+  };
   out += "# ---- Device and service listener: MQTT over mutual TLS ----\n";
-  line(c.host.empty() ? "All interfaces, IPv4 and IPv6." : "",
-       c.host.empty() ? fmt::format("listener {}", c.port)
-                      : fmt::format("listener {} {}", c.port, c.host));
-  line("Minimum TLS version.", fmt::format("tls_version {}", c.tls_min_version));
-  line("The CA that signs device, service and broker certificates.",
-       fmt::format("cafile {}", c.cafile.string()));
-  line("", fmt::format("certfile {}", c.certfile.string()));
-  line("", fmt::format("keyfile {}", c.keyfile.string()));
-  if (c.crlfile) {
-    line("Revoked certificates; re-read on SIGHUP (affects new connections only).",
-         fmt::format("crlfile {}", c.crlfile->string()));
+  tls_listener(c.port, c.host, c.host.empty() ? "All interfaces, IPv4 and IPv6." : "");
+  if (c.service_listener) {
+    out += "\n# ---- Service listener: the same, on loopback, for dagd and dagctl ----\n";
+    tls_listener(c.service_listener->port, c.service_listener->host,
+                 "Services on this host connect here, so the device listener may face the "
+                 "internet alone (and be firewalled from the inside).");
   }
-  line("Every client must present a certificate signed by cafile.", "require_certificate true");
-  line("The certificate's CN becomes the username, which the ACL's %u patterns bind to.",
-       "use_identity_as_username true");
-  line(
-      "The client id is replaced by the username: a client cannot take over (disconnect) "
-      "another device's session by claiming its client id.",
-      "use_username_as_clientid true");
 
   if (c.plain_listener) {
     out += "\n# ---- Plain MQTT, loopback only, for local tools ----\n";

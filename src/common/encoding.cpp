@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -45,11 +46,20 @@ Result<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-Result<std::string> new_uuid() {
-  std::array<unsigned char, 16> b{};
-  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
+Result<std::string> random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),  // NOLINT
+                          static_cast<int>(n)) != 1) {
     return fail(Errc::crypto, "RAND_bytes failed");
   }
+  return out;
+}
+
+Result<std::string> new_uuid() {
+  auto raw = random_bytes(16);
+  if (!raw) return raw;
+  std::array<unsigned char, 16> b{};
+  std::copy(raw->begin(), raw->end(), b.begin());
   b[6] = static_cast<unsigned char>((b[6] & 0x0FU) | 0x40U);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3FU) | 0x80U);  // RFC variant
   static constexpr char hex[] = "0123456789abcdef";

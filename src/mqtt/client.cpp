@@ -81,9 +81,9 @@ struct ClientCallbacks {
     c->handler_.on_message(std::move(out));
   }
 
-  static void on_publish(mosquitto* /*m*/, void* self, int mid, int /*rc*/,
+  static void on_publish(mosquitto* /*m*/, void* self, int mid, int rc,
                          const mosquitto_property* /*props*/) {
-    static_cast<Client*>(self)->handler_.on_published(mid);
+    static_cast<Client*>(self)->handler_.on_publish_result(mid, rc);
   }
 };
 

@@ -928,6 +928,22 @@ struct ShadowEngine {
     return out;
   }
 
+  static std::optional<std::string> delta_message(const ShadowDocument& current, std::int64_t now) {
+    if (!current.exists_ || !current.desired_) return std::nullopt;
+    json delta = json::object();
+    json delta_meta = json::object();
+    compute_delta(current.desired_->state, current.desired_->meta,
+                  current.reported_ ? &current.reported_->state : nullptr, delta, delta_meta);
+    if (delta.empty()) return std::nullopt;
+    std::string text;
+    Writer w(text);
+    w.raw("{\"version\":").integer(current.version_).raw(",\"timestamp\":").integer(now);
+    w.raw(",\"state\":").value(delta).raw(",\"metadata\":");
+    write_metadata(w, delta_meta);
+    w.raw("}");
+    return text;
+  }
+
   static Expected<RemoveResult, ShadowError> remove(std::string_view thing,
                                                     const ShadowDocument* current,
                                                     std::string_view payload, std::int64_t now) {
@@ -1044,6 +1060,10 @@ Expected<std::string, ShadowError> get(std::string_view thing, const ShadowDocum
 Expected<RemoveResult, ShadowError> remove(std::string_view thing, const ShadowDocument* current,
                                            std::string_view payload, std::int64_t now) {
   return ShadowEngine::remove(thing, current, payload, now);
+}
+
+std::optional<std::string> render_delta(const ShadowDocument& document, std::int64_t now) {
+  return ShadowEngine::delta_message(document, now);
 }
 
 std::string shadow_to_json(const ShadowDocument& document) {

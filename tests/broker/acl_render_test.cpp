@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -60,11 +61,26 @@ TEST(AclRenderTest, ServicesGetEverythingIncludingDollarAws) {
   for (const char* user : {"dagd", "dagd-2"}) {
     const auto at = std::find(r.begin(), r.end(), std::string{"user "} + user);
     ASSERT_NE(at, r.end()) << user;
-    ASSERT_GE(r.end() - at, 4);
+    ASSERT_GE(r.end() - at, 5);
     EXPECT_EQ(at[1], "topic readwrite #");
     EXPECT_EQ(at[2], "topic readwrite $aws/#");  // '#' alone never matches "$aws/..."
     EXPECT_EQ(at[3], "topic read $SYS/#");
+    EXPECT_EQ(at[4], "topic write $CONTROL/dag-presence/#");  // the presence plugin's commands
   }
+}
+
+TEST(AclRenderTest, OnlyServicesMaySendPluginCommands) {
+  AclConfig config;
+  config.service_identities = {"dagd", "dagctl"};
+  auto text = render_acl(config);
+  ASSERT_TRUE(text);
+  const auto r = rules(*text);
+  std::vector<std::string> control;
+  std::copy_if(r.begin(), r.end(), std::back_inserter(control),
+               [](const std::string& l) { return l.find("$CONTROL") != std::string::npos; });
+  // One topic line per service identity; no pattern line (which would cover every device).
+  EXPECT_EQ(control, (std::vector<std::string>{"topic write $CONTROL/dag-presence/#",
+                                               "topic write $CONTROL/dag-presence/#"}));
 }
 
 TEST(AclRenderTest, NoServiceMeansNoUserSection) {

@@ -277,6 +277,28 @@ TEST_F(AclTest, RevokedCertificateIsRefusedOnNewConnectionsAfterSighup) {
   EXPECT_TRUE(connect("dev-b"));
 }
 
+// $CONTROL/dag-presence/# carries the presence plugin's commands (presence_plugin_test.cpp
+// proves what they do). Mosquitto checks the acl_file before it hands a $CONTROL message to
+// a plugin, and without a plugin for the topic it acknowledges and drops the message, so
+// the PUBACK reason code (MQTT 5) shows the ACL decision alone.
+TEST_F(AclTest, OnlyServicesMayPublishPresencePluginCommands) {
+  auto dagd = connect("dagd");
+  auto a = connect("dev-a");
+  ASSERT_TRUE(dagd && a);
+  auto granted = dagd->publish("$CONTROL/dag-presence/v1/kick", "dev-b", 1);
+  ASSERT_TRUE(granted);
+  EXPECT_EQ(*granted, reason::kSuccess);
+  // Only the plugin's prefix: no other $CONTROL feature (e.g. dynamic security).
+  auto other = dagd->publish("$CONTROL/dynamic-security/v1", "{}", 1);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(*other, reason::kNotAuthorized);
+  for (const char* topic : {"$CONTROL/dag-presence/v1/kick", "$CONTROL/dag-presence/v1/x"}) {
+    auto denied = a->publish(topic, "dev-b", 1);
+    ASSERT_TRUE(denied) << topic;
+    EXPECT_EQ(*denied, reason::kNotAuthorized) << topic;
+  }
+}
+
 // Shared subscriptions split one filter's messages between the members of a group: the
 // way several dagd replicas would share the load.
 TEST_F(AclTest, ServiceSharedSubscriptionReceivesPresence) {

@@ -100,6 +100,7 @@ TEST(MosquittoConfTest, RendersOptionalParts) {
   c.log_dests = {"stderr", "file /var/log/dag/mosquitto.log"};
   c.pid_file = "/run/dag/mosquitto.pid";
   c.plugin = Plugin{"/usr/lib/dag/presence.so", {{"topic_prefix", "dags"}}};
+  c.service_listener = ServiceListener{"127.0.0.1", 8884};
   c.plain_listener = PlainListener{"127.0.0.1", 1883};
   c.password_file = "/etc/dag/passwd";
   auto text = render_mosquitto_conf(c);
@@ -110,11 +111,14 @@ TEST(MosquittoConfTest, RendersOptionalParts) {
         "persistence_location /var/lib/dag/", "persistent_client_expiration 90d", "log_type all",
         "log_dest file /var/log/dag/mosquitto.log", "pid_file /run/dag/mosquitto.pid",
         "plugin /usr/lib/dag/presence.so", "plugin_opt_topic_prefix dags",
-        "listener 1883 127.0.0.1", "password_file /etc/dag/passwd"}) {
+        "listener 1883 127.0.0.1", "password_file /etc/dag/passwd", "listener 8884 127.0.0.1"}) {
     EXPECT_TRUE(has(s, line)) << "missing: " << line << "\n" << *text;
   }
-  // The plain listener also pins client ids to usernames.
-  EXPECT_EQ(std::count(s.begin(), s.end(), "use_username_as_clientid true"), 2);
+  // The service and plain listeners also pin client ids to usernames, and the service
+  // listener has the same certificate rules as the device listener.
+  EXPECT_EQ(std::count(s.begin(), s.end(), "use_username_as_clientid true"), 3);
+  EXPECT_EQ(std::count(s.begin(), s.end(), "require_certificate true"), 2);
+  EXPECT_EQ(std::count(s.begin(), s.end(), "crlfile /etc/dag/crl.pem"), 2);
 }
 
 TEST(MosquittoConfTest, EmptyUserLeavesMosquittosDefault) {
@@ -160,6 +164,12 @@ TEST(MosquittoConfTest, RefusesUnsafeOrBrokenConfigurations) {
   auto same_port = minimal();
   same_port.plain_listener = PlainListener{"127.0.0.1", 8883};
   EXPECT_EQ(render_mosquitto_conf(same_port).error().code, Errc::config);
+  auto public_service = minimal();
+  public_service.service_listener = ServiceListener{"0.0.0.0", 8884};
+  EXPECT_EQ(render_mosquitto_conf(public_service).error().code, Errc::config);
+  auto service_same_port = minimal();
+  service_same_port.service_listener = ServiceListener{"127.0.0.1", 8883};
+  EXPECT_EQ(render_mosquitto_conf(service_same_port).error().code, Errc::config);
   auto bad_log = minimal();
   bad_log.log_types = {"verbose"};
   EXPECT_EQ(render_mosquitto_conf(bad_log).error().code, Errc::config);

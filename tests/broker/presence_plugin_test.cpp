@@ -5,10 +5,15 @@
 // Absence is never proven by sleeping: the plugin publishes its events in order, so once a
 // later event (or a permitted sentinel on the same connection, as in acl_test.cpp) has
 // arrived, an earlier one that was never received was never published.
+//
+// The kick command ($CONTROL/dag-presence/v1/kick) is handled synchronously while the broker
+// processes the command's PUBLISH, before it sends the PUBACK: whatever the command did (a
+// dropped connection, a will) has happened once the sender has its PUBACK.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -32,6 +37,7 @@ using protocol::LifecycleEvent;
 
 constexpr auto kWait = 5s;
 constexpr std::string_view kEvents = "$aws/events/presence/+/+";
+constexpr std::string_view kKick = "$CONTROL/dag-presence/v1/kick";
 
 std::string shadow(const std::string& thing, const std::string& suffix) {
   return "$aws/things/" + thing + "/shadow/" + suffix;
@@ -62,13 +68,20 @@ struct Observed {
   LifecycleEvent event;
 };
 
-broker::Plugin presence_plugin(std::string ignore_usernames = "dagd") {
+broker::Plugin presence_plugin(std::string ignore_usernames = "dagd,dagctl") {
   return broker::Plugin{DAG_PRESENCE_PLUGIN_PATH, {{"ignore_usernames", ignore_usernames}}};
+}
+
+Will presence_will(const std::string& identity) {
+  return Will{"dags/" + identity + "/presence", "disconnected", 1, false};
 }
 
 class PresencePluginTest : public ::testing::Test {
  protected:
-  void SetUp() override { start({.service_identities = {"dagd"}, .plugin = presence_plugin()}); }
+  // As `dagctl init` deploys it: two service identities, both ignored by the plugin.
+  void SetUp() override {
+    start({.service_identities = {"dagd", "dagctl"}, .plugin = presence_plugin()});
+  }
 
   void start(BrokerOptions options) {
     broker_.reset();
@@ -80,17 +93,20 @@ class PresencePluginTest : public ::testing::Test {
 
   Result<std::unique_ptr<MqttTestClient>> try_connect(const std::string& identity,
                                                       MqttVersion version = MqttVersion::v5,
-                                                      bool clean_session = true) {
+                                                      bool clean_session = true,
+                                                      std::optional<Will> will = std::nullopt) {
     auto options = client_options(*broker_, pki_.client(identity));
     options.version = version;
     options.clean_session = clean_session;
+    options.will = std::move(will);
     return MqttTestClient::connect(options);
   }
 
   std::unique_ptr<MqttTestClient> connect(const std::string& identity,
                                           MqttVersion version = MqttVersion::v5,
-                                          bool clean_session = true) {
-    auto c = try_connect(identity, version, clean_session);
+                                          bool clean_session = true,
+                                          std::optional<Will> will = std::nullopt) {
+    auto c = try_connect(identity, version, clean_session, std::move(will));
     EXPECT_TRUE(c) << identity << ": " << c.error().message;
     return c ? std::move(*c) : nullptr;
   }
@@ -134,8 +150,9 @@ class PresencePluginTest : public ::testing::Test {
   // A device like the original Python app: no will; it publishes a shadow update, which
   // the service receives (so the device has certainly been seen by the broker).
   std::unique_ptr<MqttTestClient> device_reports(const std::string& identity, MqttTestClient& svc,
-                                                 MqttVersion version = MqttVersion::v311) {
-    auto d = connect(identity, version);
+                                                 MqttVersion version = MqttVersion::v311,
+                                                 std::optional<Will> will = std::nullopt) {
+    auto d = connect(identity, version, /*clean_session=*/true, std::move(will));
     if (!d) return nullptr;
     const std::string doc = R"({"state":{"reported":{"status":"on"}}})";
     auto ack = d->publish(shadow(identity, "update"), doc, 1);
@@ -143,6 +160,28 @@ class PresencePluginTest : public ::testing::Test {
     auto m = svc.wait_for_message(shadow(identity, "update"), kWait);
     EXPECT_TRUE(m) << identity << "'s update did not reach the service";
     return d;
+  }
+
+  // Publishes the kick command and expects the broker's PUBACK (MQTT 5 reason code).
+  static void kick(MqttTestClient& sender, std::string_view payload,
+                   int expected_reason = reason::kSuccess) {
+    auto ack = sender.publish(kKick, payload, 1);
+    ASSERT_TRUE(ack) << ack.error().message;
+    EXPECT_EQ(*ack, expected_reason);
+  }
+
+  // `device` still has its original connection: a message published now reaches it
+  // (MqttTestClient never reconnects by itself).
+  static void expect_still_connected(MqttTestClient& dagd, MqttTestClient& device,
+                                     const std::string& identity, const std::string& payload) {
+    const std::string topic = "dags/" + identity + "/status/request";
+    ASSERT_TRUE(device.subscribe(topic, 1)) << identity;
+    ASSERT_TRUE(dagd.publish(topic, payload, 1));
+    auto m = device.wait_for_message(topic, kWait);
+    ASSERT_TRUE(m) << identity << " lost its connection";
+    EXPECT_EQ(m->payload, payload);
+    EXPECT_EQ(device.disconnect_count(), 0) << identity;
+    EXPECT_TRUE(device.connected()) << identity;
   }
 
   TestPki pki_;
@@ -454,6 +493,225 @@ TEST_F(PresencePluginTest, AclFileStillDecidesWithThePluginLoaded) {
   ASSERT_TRUE(mine);
   EXPECT_EQ(mine->payload, "for-b");
   EXPECT_EQ(b->messages().size(), 1U) << ::testing::PrintToString(topics_of(b->messages()));
+}
+
+// ---- The kick command ($CONTROL/dag-presence/v1/kick), as `dagctl device revoke` sends it ----
+
+TEST_F(PresencePluginTest, ServiceKickDropsTheDeviceWithoutItsWill) {
+  auto dagd = service();
+  ASSERT_TRUE(dagd);
+  ASSERT_TRUE(dagd->subscribe("dags/+/presence", 1));
+  auto dagctl = connect("dagctl");
+  auto b = device_reports("dev-b", *dagd);
+  ASSERT_TRUE(dagctl && b);
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-b")));
+
+  for (const auto version : {MqttVersion::v5, MqttVersion::v311}) {
+    const std::string id = version == MqttVersion::v5 ? "dev-a" : "dev-c";
+    SCOPED_TRACE(id);
+    // A device like dag-edge: with a last will on its presence topic.
+    auto d = device_reports(id, *dagd, version, presence_will(id));
+    ASSERT_TRUE(d);
+    auto connected = next_event(*dagd, connected_topic(id));
+    ASSERT_TRUE(connected);
+
+    const std::size_t mark = broker_->line_count();
+    kick(*dagctl, id);
+    EXPECT_TRUE(d->wait_for_disconnect(kWait)) << id << " is still connected";
+    EXPECT_FALSE(d->connected());
+    RecordProperty(id + "_disconnect_rc", d->last_disconnect_rc());
+    EXPECT_TRUE(broker_->wait_for_log(
+        "dag_presence: event=kicked client_id=" + id + " sender=dagctl", kWait, mark));
+
+    // Its lifecycle event tells a server-initiated disconnect, not the client's.
+    auto gone = next_event(*dagd, disconnected_topic(id));
+    ASSERT_TRUE(gone);
+    RecordProperty(id + "_kicked_payload", gone->message.payload);
+    EXPECT_EQ(gone->event.session_identifier, connected->event.session_identifier);
+    EXPECT_GT(gone->event.version_number, connected->event.version_number);
+    EXPECT_EQ(gone->event.client_initiated_disconnect, std::optional<bool>{false});
+    EXPECT_EQ(gone->event.disconnect_reason,
+              std::optional<std::string>{"SERVER_INITIATED_DISCONNECT"});
+
+    // No will. It would have been queued for dagd during the kick, before dagctl's PUBACK;
+    // dev-b's presence, published after that PUBACK, arrives after it.
+    const std::string sentinel = "sentinel-after-" + id;
+    ASSERT_TRUE(b->publish("dags/dev-b/presence", sentinel, 1));
+    auto m = dagd->wait_for_message("dags/+/presence", kWait);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->topic, "dags/dev-b/presence");
+    EXPECT_EQ(m->payload, sentinel);
+    EXPECT_TRUE(dagd->messages_matching("dags/" + id + "/presence").empty())
+        << "the kicked device's will was published";
+  }
+  // The sender and the bystander keep their connections.
+  EXPECT_TRUE(dagctl->connected());
+  expect_still_connected(*dagd, *b, "dev-b", "after-kicks");
+}
+
+// The whole of `dagctl device revoke` on the broker: CRL, SIGHUP, kick.
+TEST_F(PresencePluginTest, RevokedDeviceIsDroppedAndCannotComeBack) {
+  auto dagd = service();
+  ASSERT_TRUE(dagd);
+  auto a = device_reports("dev-a", *dagd, MqttVersion::v5, presence_will("dev-a"));
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-a")));
+
+  ASSERT_TRUE(pki_.revoke({"dev-a"}));
+  ASSERT_TRUE(broker_->sighup());
+  // The reload keeps open connections (the reason for the command) ...
+  expect_still_connected(*dagd, *a, "dev-a", "after-sighup");
+  // ... and the plugin's command still works after it.
+  auto dagctl = connect("dagctl");
+  ASSERT_TRUE(dagctl);
+  kick(*dagctl, "dev-a");
+  EXPECT_TRUE(a->wait_for_disconnect(kWait));
+  auto gone = next_event(*dagd, disconnected_topic("dev-a"));
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->event.disconnect_reason,
+            std::optional<std::string>{"SERVER_INITIATED_DISCONNECT"});
+
+  auto again = try_connect("dev-a");
+  ASSERT_FALSE(again) << "a revoked certificate connected";
+  EXPECT_EQ(again.error().code, Errc::unavailable) << again.error().message;
+}
+
+TEST_F(PresencePluginTest, DeviceCannotKickAnotherDevice) {
+  auto dagd = service();
+  ASSERT_TRUE(dagd);
+  auto b = device_reports("dev-b", *dagd, MqttVersion::v5);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-b")));
+  for (const auto version : {MqttVersion::v5, MqttVersion::v311}) {
+    SCOPED_TRACE(version == MqttVersion::v5 ? "MQTT 5" : "MQTT 3.1.1");
+    auto a = connect("dev-a", version);
+    ASSERT_TRUE(a);
+    const std::size_t mark = broker_->line_count();
+    // The acl_file denies it before the plugin sees it (MQTT 5: "not authorized").
+    kick(*a, "dev-b", version == MqttVersion::v5 ? reason::kNotAuthorized : reason::kSuccess);
+    EXPECT_TRUE(broker_->wait_for_log(
+        std::regex{R"(Denied PUBLISH from dev-a \(.*'\$CONTROL/dag-presence/v1/kick')"}, kWait,
+        mark));
+    // Its own id too: a device cannot drop itself this way either (harmless, but denied).
+    kick(*a, "dev-a", version == MqttVersion::v5 ? reason::kNotAuthorized : reason::kSuccess);
+    // Published after A's PUBACKs: B still has its connection.
+    expect_still_connected(*dagd, *b, "dev-b",
+                           version == MqttVersion::v5 ? "still-b-5" : "still-b-311");
+    EXPECT_TRUE(a->connected());
+  }
+  EXPECT_TRUE(dagd->messages_matching(disconnected_topic("dev-b")).empty());
+}
+
+// The plugin's own check, behind the acl_file: a service identity of the ACL that is not in
+// ignore_usernames may publish the command, and the plugin refuses it.
+TEST_F(PresencePluginTest, OnlyIgnoredUsernamesMayKick) {
+  start({.service_identities = {"dagd", "ops"}, .plugin = presence_plugin("dagd")});
+  auto dagd = service();
+  ASSERT_TRUE(dagd);
+  auto b = device_reports("dev-b", *dagd, MqttVersion::v5);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-b")));
+  auto ops = connect("ops");
+  ASSERT_TRUE(ops);
+
+  const std::size_t mark = broker_->line_count();
+  kick(*ops, "dev-b");  // granted by the acl_file: PUBACK success, whatever the plugin does
+  EXPECT_TRUE(broker_->wait_for_log(
+      "dag_presence: event=command_ignored command=kick sender=ops reason=not_a_service "
+      "payload_bytes=5",
+      kWait, mark));
+  expect_still_connected(*dagd, *b, "dev-b", "still-b");
+  EXPECT_TRUE(ops->connected());
+}
+
+TEST_F(PresencePluginTest, MalformedKickIsIgnored) {
+  auto dagd = service();
+  ASSERT_TRUE(dagd);
+  auto dagctl = connect("dagctl");
+  auto a = device_reports("dev-a", *dagd, MqttVersion::v5);
+  auto b = device_reports("dev-b", *dagd, MqttVersion::v311);
+  ASSERT_TRUE(dagctl && a && b);
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-a")));
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-b")));
+
+  // Not device ids. The empty payload matters most: mosquitto_kick_client_by_clientid(NULL)
+  // would drop every client.
+  const std::vector<std::string> malformed = {"",
+                                              "dev-b\n",
+                                              " dev-b",
+                                              "dev-b ",
+                                              "dev-b/x",
+                                              "dev-+",
+                                              "#",
+                                              "$SYS",
+                                              "dev b",
+                                              std::string{"dev-b\0x", 7},
+                                              "d\xc3\xa9v",
+                                              std::string(129, 'a'),
+                                              R"({"clientId":"dev-b"})"};
+  for (const auto& payload : malformed) {
+    SCOPED_TRACE(::testing::PrintToString(payload));
+    const std::size_t mark = broker_->line_count();
+    kick(*dagctl, payload);
+    EXPECT_TRUE(
+        broker_->wait_for_log("dag_presence: event=command_ignored command=kick "
+                              "sender=dagctl reason=invalid_device_id payload_bytes=" +
+                                  std::to_string(payload.size()),
+                              kWait, mark));
+  }
+  // Service identities are never dropped this way, the sender itself included.
+  for (const char* service_id : {"dagd", "dagctl"}) {
+    const std::size_t mark = broker_->line_count();
+    kick(*dagctl, service_id);
+    EXPECT_TRUE(broker_->wait_for_log(
+        std::string{"reason=target_is_service client_id="} + service_id, kWait, mark));
+  }
+  // A valid id that is not connected: nothing to do.
+  const std::size_t mark = broker_->line_count();
+  kick(*dagctl, "dev-zzz");
+  EXPECT_TRUE(
+      broker_->wait_for_log("event=kick_skipped client_id=dev-zzz sender=dagctl "
+                            "reason=not_connected",
+                            kWait, mark));
+
+  // Everyone keeps their connection and the broker still works.
+  EXPECT_TRUE(broker_->running());
+  EXPECT_TRUE(dagctl->connected());
+  expect_still_connected(*dagd, *a, "dev-a", "still-a");
+  expect_still_connected(*dagd, *b, "dev-b", "still-b");
+  EXPECT_EQ(dagd->disconnect_count(), 0);
+  EXPECT_TRUE(dagd->messages_matching("$aws/events/presence/disconnected/+").empty());
+  // And a well-formed command after all that still works.
+  kick(*dagctl, "dev-a");
+  EXPECT_TRUE(a->wait_for_disconnect(kWait));
+}
+
+// Mosquitto 2.0.11 would put a kicked OFFLINE persistent session on its session-expiry list a
+// second time (a use-after-free when it expires), so the plugin drops live connections only.
+TEST_F(PresencePluginTest, KickLeavesAnOfflineSessionAlone) {
+  auto dagd = service();
+  auto dagctl = connect("dagctl");
+  ASSERT_TRUE(dagd && dagctl);
+  auto p = connect("dev-p", MqttVersion::v311, /*clean_session=*/false);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->subscribe("dags/dev-p/status/request", 1));
+  ASSERT_TRUE(next_event(*dagd, connected_topic("dev-p")));
+  ASSERT_TRUE(p->disconnect());
+  ASSERT_TRUE(next_event(*dagd, disconnected_topic("dev-p")));
+
+  const std::size_t mark = broker_->line_count();
+  kick(*dagctl, "dev-p");
+  EXPECT_TRUE(
+      broker_->wait_for_log("event=kick_skipped client_id=dev-p sender=dagctl "
+                            "reason=not_connected",
+                            kWait, mark));
+  // The session is intact: a request queued now is delivered when dev-p comes back.
+  ASSERT_TRUE(dagd->publish("dags/dev-p/status/request", "queued", 1));
+  auto back = connect("dev-p", MqttVersion::v311, /*clean_session=*/false);
+  ASSERT_TRUE(back);
+  auto m = back->wait_for_message("dags/dev-p/status/request", kWait);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->payload, "queued");
 }
 
 TEST_F(PresencePluginTest, UnknownOptionStopsTheBroker) {

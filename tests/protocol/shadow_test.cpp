@@ -44,6 +44,31 @@ json get_json(const ShadowDocument& document, std::int64_t now, std::string_view
 
 // ---- creation, merge, metadata -------------------------------------------------------
 
+TEST(ShadowDelta, RenderDeltaMatchesWhatTheUpdateSent) {
+  auto first = must_update(nullptr, R"({"state":{"reported":{"config":{"debounceMs":200}}}})", kT1);
+  EXPECT_FALSE(render_delta(first.document, kT2));  // no desired state
+  auto second =
+      must_update(&first.document, R"({"state":{"desired":{"config":{"debounceMs":75}}}})", kT2);
+  ASSERT_TRUE(second.delta);
+  auto rendered = render_delta(second.document, kT2);
+  ASSERT_TRUE(rendered);
+  EXPECT_EQ(parse(*rendered), parse(*second.delta));
+  EXPECT_EQ(parse(*rendered)["state"], parse(R"({"config":{"debounceMs":75}})"));
+  auto agreed =
+      must_update(&second.document, R"({"state":{"reported":{"config":{"debounceMs":75}}}})", kT3);
+  EXPECT_FALSE(render_delta(agreed.document, kT3));
+  auto tombstone = remove("dag-1", &agreed.document, "", kT3);
+  ASSERT_TRUE(tombstone);
+  EXPECT_FALSE(render_delta(tombstone->document, kT3));
+}
+
+TEST(ShadowUpdate, ReportedPatchIsHandedToTheCaller) {
+  auto r = must_update(nullptr, R"({"state":{"reported":{"status":"on","seq":3}}})", kT1);
+  EXPECT_EQ(r.reported_patch, parse(R"({"status":"on","seq":3})"));
+  auto d = must_update(&r.document, R"({"state":{"desired":{"x":1}}})", kT2);
+  EXPECT_TRUE(d.reported_patch.is_null());
+}
+
 TEST(ShadowUpdate, FirstUpdateCreatesTheShadowAtVersionOne) {
   auto r = must_update(nullptr, R"({"state":{"reported":{"status":"on","seq":1}},
                                      "clientToken":"tok-1"})",

@@ -22,8 +22,21 @@
 //   does not tell the plugin which: CONNECTION_LOST).
 // - No events when the broker stops: 2.0.11 calls no DISCONNECT callback at shutdown.
 //
+// One command (for `dagctl device revoke`: the broker re-reads its CRL on SIGHUP but keeps
+// open connections): a PUBLISH to $CONTROL/dag-presence/v1/kick (kKickTopic) whose payload is
+// a device id drops that client's connection without its will
+// (mosquitto_kick_client_by_clientid(id, false)); its disconnected event says
+// SERVER_INITIATED_DISCONNECT. Only service identities (ignore_usernames) may send it, and
+// the acl_file must grant them write access to the topic (Mosquitto 2.0.11 checks the ACL
+// before it hands a $CONTROL message to the plugin). Anything else is logged and ignored.
+// The callback always returns success: in 2.0.11 an error return closes the SENDER's
+// connection, and the broker answers PUBACK "success" (after the callback) whatever it does.
+// Only a connection the tracker saw live is dropped: kicking an offline persistent session
+// would make 2.0.11 put it on its session-expiry list a second time (a use-after-free when
+// it expires). A client that connected but did nothing yet is therefore not dropped.
+//
 // Without mosquitto__get_state (another broker build), the plugin logs an error and stays
-// passive rather than publish wrong events.
+// passive (no events, no command) rather than publish wrong events.
 //
 // Every ACL_CHECK returns MOSQ_ERR_PLUGIN_DEFER, so the acl_file alone decides access.
 // Callbacks never let an exception escape into the broker. Thread-safety: Mosquitto 2.0 runs
@@ -44,6 +57,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -131,6 +145,9 @@ struct Plugin {
   std::int64_t first_version;
   SessionIds ids;
   PresenceTracker tracker;
+  // True while mosquitto_kick_client_by_clientid runs: it calls the DISCONNECT callback of
+  // the client it drops synchronously, with the client in state "disconnecting".
+  bool kicking{false};
 };
 
 void publish(const Publication& p) {
@@ -197,7 +214,8 @@ int on_disconnect(int /*event*/, void* event_data, void* userdata) noexcept {
     auto* plugin = static_cast<Plugin*>(userdata);
     const auto* ed = static_cast<const mosquitto_evt_disconnect*>(event_data);
     if (ed->client != nullptr) {
-      const DisconnectKind kind = kind_of_state(plugin->get_state(ed->client));
+      const DisconnectKind kind = plugin->kicking ? DisconnectKind::server_initiated
+                                                  : kind_of_state(plugin->get_state(ed->client));
       if (auto p = plugin->tracker.disconnected(ed->client, kind, now_ms())) publish(*p);
     }
   } catch (const std::exception& e) {
@@ -205,6 +223,52 @@ int on_disconnect(int /*event*/, void* event_data, void* userdata) noexcept {
   } catch (...) {
     log_line(MOSQ_LOG_ERR, "event=disconnect_failed error=unknown");
   }
+  return MOSQ_ERR_SUCCESS;
+}
+
+// MOSQ_EVT_CONTROL on kKickTopic (see the top of this file).
+int on_kick(int /*event*/, void* event_data, void* userdata) noexcept {
+  try {
+    auto* plugin = static_cast<Plugin*>(userdata);
+    const auto* ed = static_cast<const mosquitto_evt_control*>(event_data);
+    const std::string sender = str_or_empty(mosquitto_client_username(ed->client));
+    const std::string_view payload =
+        ed->payload == nullptr
+            ? std::string_view{}
+            : std::string_view{static_cast<const char*>(ed->payload), ed->payloadlen};
+    const KickCommand command = parse_kick(plugin->tracker.options(), sender, payload);
+    // The sender is a certificate CN (never blank, no spaces); the payload is shown only
+    // once it is known to be a valid device id.
+    const std::string who = " sender=" + (sender.empty() ? std::string{"(none)"} : sender);
+    if (command.verdict != KickVerdict::accepted) {
+      log_line(MOSQ_LOG_WARNING,
+               "event=command_ignored command=kick" + who +
+                   " reason=" + std::string{kick_verdict_name(command.verdict)} +
+                   (command.client_id.empty() ? " payload_bytes=" + std::to_string(payload.size())
+                                              : " client_id=" + command.client_id));
+      return MOSQ_ERR_SUCCESS;
+    }
+    const auto key = plugin->tracker.tracked_connection(command.client_id);
+    if (!key || plugin->get_state(static_cast<const mosquitto*>(*key)) != kStateActive) {
+      log_line(MOSQ_LOG_NOTICE,
+               "event=kick_skipped client_id=" + command.client_id + who + " reason=not_connected");
+      return MOSQ_ERR_SUCCESS;
+    }
+    plugin->kicking = true;
+    const int rc = mosquitto_kick_client_by_clientid(command.client_id.c_str(), false);
+    plugin->kicking = false;
+    if (rc == MOSQ_ERR_SUCCESS) {
+      log_line(MOSQ_LOG_NOTICE, "event=kicked client_id=" + command.client_id + who);
+    } else {
+      log_line(MOSQ_LOG_WARNING, "event=kick_failed client_id=" + command.client_id + who +
+                                     " error=" + std::string{mosquitto_strerror(rc)});
+    }
+  } catch (const std::exception& e) {
+    log_line(MOSQ_LOG_ERR, std::string{"event=kick_failed error="} + e.what());
+  } catch (...) {
+    log_line(MOSQ_LOG_ERR, "event=kick_failed error=unknown");
+  }
+  // Never an error: mosquitto 2.0.11 would close the sender's connection.
   return MOSQ_ERR_SUCCESS;
 }
 
@@ -218,6 +282,17 @@ std::string join(const std::vector<std::string>& names) {
   for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
   return out.empty() ? "(none)" : out;
 }
+
+struct Registration {
+  int event;
+  MOSQ_FUNC_generic_callback callback;
+  const char* event_data;  // the topic for MOSQ_EVT_CONTROL, else null
+};
+const std::array<Registration, 4> kRegistrations{
+    Registration{MOSQ_EVT_ACL_CHECK, on_acl_check, nullptr},
+    Registration{MOSQ_EVT_DISCONNECT, on_disconnect, nullptr},
+    Registration{MOSQ_EVT_TICK, on_tick, nullptr},
+    Registration{MOSQ_EVT_CONTROL, on_kick, kKickTopic}};
 
 int init(mosquitto_plugin_id_t* identifier, void** userdata, const mosquitto_opt* opts,
          int opt_count) {
@@ -243,31 +318,25 @@ int init(mosquitto_plugin_id_t* identifier, void** userdata, const mosquitto_opt
 
   auto plugin = std::make_unique<Plugin>(std::move(*options), get_state);
   plugin->id = identifier;
-  struct Registration {
-    int event;
-    MOSQ_FUNC_generic_callback callback;
-  };
-  const std::array<Registration, 3> registrations{Registration{MOSQ_EVT_ACL_CHECK, on_acl_check},
-                                                  Registration{MOSQ_EVT_DISCONNECT, on_disconnect},
-                                                  Registration{MOSQ_EVT_TICK, on_tick}};
-  for (std::size_t i = 0; i < registrations.size(); ++i) {
-    const Registration& r = registrations[i];
+  for (std::size_t i = 0; i < kRegistrations.size(); ++i) {
+    const Registration& r = kRegistrations[i];
     const int rc =
-        mosquitto_callback_register(identifier, r.event, r.callback, nullptr, plugin.get());
+        mosquitto_callback_register(identifier, r.event, r.callback, r.event_data, plugin.get());
     if (rc != MOSQ_ERR_SUCCESS) {
       log_line(MOSQ_LOG_ERR, "event=register_failed callback=" + std::to_string(r.event) +
                                  " error=" + std::string{mosquitto_strerror(rc)});
       // No callback may keep a pointer to the plugin that is about to be freed.
       for (std::size_t j = 0; j < i; ++j) {
-        mosquitto_callback_unregister(identifier, registrations[j].event, registrations[j].callback,
-                                      nullptr);
+        mosquitto_callback_unregister(identifier, kRegistrations[j].event,
+                                      kRegistrations[j].callback, kRegistrations[j].event_data);
       }
       return rc;
     }
   }
   log_line(MOSQ_LOG_INFO,
            "event=loaded ignore_usernames=" + join(plugin->tracker.options().ignore_usernames) +
-               " first_version=" + std::to_string(plugin->first_version));
+               " first_version=" + std::to_string(plugin->first_version) +
+               " command_topic=" + std::string{kKickTopic});
   *userdata = plugin.release();
   return MOSQ_ERR_SUCCESS;
 }
@@ -306,12 +375,9 @@ __attribute__((visibility("default"))) int mosquitto_plugin_cleanup(
   using dag::broker::presence::Plugin;
   std::unique_ptr<Plugin> plugin{static_cast<Plugin*>(userdata)};
   if (plugin) {
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK,
-                                  dag::broker::presence::on_acl_check, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT,
-                                  dag::broker::presence::on_disconnect, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, dag::broker::presence::on_tick,
-                                  nullptr);
+    for (const auto& r : dag::broker::presence::kRegistrations) {
+      mosquitto_callback_unregister(plugin->id, r.event, r.callback, r.event_data);
+    }
   }
   return MOSQ_ERR_SUCCESS;
 }

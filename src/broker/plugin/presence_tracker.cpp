@@ -19,6 +19,11 @@ Publication publication_of(const protocol::LifecycleEvent& event) {
 
 }  // namespace
 
+bool Options::is_service(std::string_view username) const {
+  return std::find(ignore_usernames.begin(), ignore_usernames.end(), username) !=
+         ignore_usernames.end();
+}
+
 Result<Options> parse_options(const std::vector<std::pair<std::string, std::string>>& pairs) {
   Options options;
   for (const auto& [key, value] : pairs) {
@@ -45,9 +50,32 @@ std::string_view disconnect_reason(DisconnectKind kind) noexcept {
     case DisconnectKind::client_initiated: return "CLIENT_INITIATED_DISCONNECT";
     case DisconnectKind::duplicate_client_id: return "DUPLICATE_CLIENTID";
     case DisconnectKind::connection_lost: return "CONNECTION_LOST";
+    case DisconnectKind::server_initiated: return "SERVER_INITIATED_DISCONNECT";
     case DisconnectKind::unknown: return "UNKNOWN";
   }
   return "UNKNOWN";
+}
+
+KickCommand parse_kick(const Options& options, std::string_view sender_username,
+                       std::string_view payload) {
+  if (sender_username.empty() || !options.is_service(sender_username)) {
+    return {KickVerdict::not_a_service, {}};
+  }
+  if (!protocol::is_valid_device_id(payload)) return {KickVerdict::invalid_device_id, {}};
+  // Client ids are usernames (use_username_as_clientid), so this also keeps a service from
+  // dropping its own connection from inside the broker's handling of its command.
+  if (options.is_service(payload)) return {KickVerdict::target_is_service, std::string{payload}};
+  return {KickVerdict::accepted, std::string{payload}};
+}
+
+std::string_view kick_verdict_name(KickVerdict verdict) noexcept {
+  switch (verdict) {
+    case KickVerdict::accepted: return "accepted";
+    case KickVerdict::not_a_service: return "not_a_service";
+    case KickVerdict::invalid_device_id: return "invalid_device_id";
+    case KickVerdict::target_is_service: return "target_is_service";
+  }
+  return "?";
 }
 
 PresenceTracker::PresenceTracker(Options options, std::int64_t first_version,
@@ -62,8 +90,7 @@ bool PresenceTracker::is_new(Key key) const {
 
 FirstSeen PresenceTracker::first_seen(Key key, ClientInfo info, std::int64_t now_ms) {
   Connection c;
-  if (std::find(options_.ignore_usernames.begin(), options_.ignore_usernames.end(),
-                info.username) != options_.ignore_usernames.end()) {
+  if (options_.is_service(info.username)) {
     c.verdict = Verdict::ignored_username;
   } else if (!protocol::is_valid_device_id(info.client_id)) {
     c.verdict = Verdict::invalid_client_id;
@@ -79,6 +106,8 @@ FirstSeen PresenceTracker::first_seen(Key key, ClientInfo info, std::int64_t now
     e.version_number = next_version_++;
     if (!info.ip_address.empty()) e.ip_address = std::move(info.ip_address);
     result.publication = publication_of(e);
+    // One live connection per client id: a takeover disconnects the old one first.
+    tracked_by_id_.insert_or_assign(e.client_id, key);
   }
   connections_.insert_or_assign(key, std::move(c));
   return result;
@@ -92,6 +121,10 @@ std::optional<Publication> PresenceTracker::disconnected(Key key, DisconnectKind
   Connection c = std::move(it->second);
   connections_.erase(it);
   if (c.verdict != Verdict::tracked) return std::nullopt;
+  if (auto by_id = tracked_by_id_.find(c.connected.client_id);
+      by_id != tracked_by_id_.end() && by_id->second == key) {
+    tracked_by_id_.erase(by_id);
+  }
 
   protocol::LifecycleEvent e = std::move(c.connected);
   e.timestamp_ms = now_ms;
@@ -103,6 +136,13 @@ std::optional<Publication> PresenceTracker::disconnected(Key key, DisconnectKind
   }
   e.disconnect_reason = std::string{disconnect_reason(kind)};
   return publication_of(e);
+}
+
+std::optional<PresenceTracker::Key> PresenceTracker::tracked_connection(
+    const std::string& client_id) const {
+  const auto it = tracked_by_id_.find(client_id);
+  if (it == tracked_by_id_.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace dag::broker::presence

@@ -20,6 +20,9 @@
 // - Connections whose username is in Options::ignore_usernames (service identities) or
 //   whose client id is not a valid device id (it would make an invalid topic) get no events.
 //
+// parse_kick decides about the plugin's one command (kKickTopic): only the service
+// identities (Options::ignore_usernames) may send it, and only for a device id.
+//
 // Blocking: none. Thread-safety: none; mosquitto 2.0 calls plugins from its single thread.
 // Errors: only std::bad_alloc can escape (the plugin glue catches everything).
 #pragma once
@@ -40,9 +43,13 @@ namespace dag::broker::presence {
 
 /// The plugin's options (`plugin_opt_<key> <value>` lines in mosquitto.conf).
 struct Options {
-  /// `ignore_usernames`: comma-separated usernames (certificate CNs) that get no events,
-  /// e.g. "dagd". Default: none, every client gets events.
+  /// `ignore_usernames`: comma-separated usernames (certificate CNs) of the service
+  /// identities, e.g. "dagd,dagctl". They get no events, and they alone may send commands
+  /// (kKickTopic). Default: none, every client gets events and nobody may send commands.
   std::vector<std::string> ignore_usernames;
+
+  /// True when `username` is listed in ignore_usernames (a service identity).
+  [[nodiscard]] bool is_service(std::string_view username) const;
 };
 
 /// Parses (key, value) option pairs. Errors: Errc::config for an unknown key (a typo must
@@ -54,11 +61,12 @@ enum class DisconnectKind {
   client_initiated,     ///< The client sent DISCONNECT.
   duplicate_client_id,  ///< Another connection with the same client id took over.
   connection_lost,      ///< Socket closed or failed, keep-alive timeout, protocol error.
+  server_initiated,     ///< The broker dropped it on command (kKickTopic).
   unknown,
 };
 
 /// disconnectReason for a kind: "CLIENT_INITIATED_DISCONNECT", "DUPLICATE_CLIENTID",
-/// "CONNECTION_LOST", "UNKNOWN" (AWS IoT's names).
+/// "CONNECTION_LOST", "SERVER_INITIATED_DISCONNECT", "UNKNOWN" (AWS IoT's names).
 std::string_view disconnect_reason(DisconnectKind kind) noexcept;
 
 /// What the broker knows about a client when it is first seen.
@@ -86,6 +94,32 @@ struct FirstSeen {
   std::optional<Publication> publication;  ///< The connected event when tracked.
 };
 
+/// The command topic: a PUBLISH here whose payload is a device id (plain text, exactly the
+/// id) asks the broker to drop that client's connection without sending its will.
+inline constexpr char kKickTopic[] = "$CONTROL/dag-presence/v1/kick";
+
+/// What parse_kick decided about a command.
+enum class KickVerdict {
+  accepted,           ///< Drop the connection of KickCommand::client_id.
+  not_a_service,      ///< The sender's username is not in Options::ignore_usernames.
+  invalid_device_id,  ///< The payload is not a valid device id (empty, too long, '/', ...).
+  target_is_service,  ///< The payload names a service identity (never dropped this way).
+};
+
+struct KickCommand {
+  KickVerdict verdict{KickVerdict::accepted};
+  std::string client_id;  ///< The payload when it is a valid device id, else empty.
+};
+
+/// Decides about a kick command sent by a client with `sender_username` (empty when it has
+/// none). The payload must be exactly a device id: no surrounding whitespace, no newline.
+/// Checks, in order: sender, payload syntax, target. Never throws except bad_alloc.
+KickCommand parse_kick(const Options& options, std::string_view sender_username,
+                       std::string_view payload);
+
+/// The name of a verdict, for logs: "accepted", "not_a_service", ...
+std::string_view kick_verdict_name(KickVerdict verdict) noexcept;
+
 class PresenceTracker {
  public:
   using Key = const void*;
@@ -107,6 +141,10 @@ class PresenceTracker {
   /// The connection ended: returns its disconnected event if it was tracked, and forgets it.
   std::optional<Publication> disconnected(Key key, DisconnectKind kind, std::int64_t now_ms);
 
+  /// The live tracked connection (first_seen, not yet disconnected) with this client id, if
+  /// any. Ignored connections are not found.
+  [[nodiscard]] std::optional<Key> tracked_connection(const std::string& client_id) const;
+
   /// The broker finished an iteration of its loop: a later activity of a key that was
   /// disconnected before is a new connection (the broker reuses freed memory).
   void tick() noexcept { closing_ = nullptr; }
@@ -125,6 +163,7 @@ class PresenceTracker {
   std::int64_t next_version_;
   std::function<std::string()> new_session_id_;
   std::unordered_map<Key, Connection> connections_;
+  std::unordered_map<std::string, Key> tracked_by_id_;  // client id -> key, tracked only
   Key closing_{nullptr};
 };
 

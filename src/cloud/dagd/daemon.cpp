@@ -1,7 +1,6 @@
 #include "dag/dagd/daemon.hpp"
 
 #include <csignal>
-
 #include <thread>
 
 #include "dag/common/clock.hpp"

@@ -100,6 +100,11 @@ config::Schema make_schema() {
               .help = "Look for timers scheduled by others this often",
               .min = 10,
               .max = 600'000});
+  s.add(Field{.key = "api.jwt_secret",
+              .default_value = "",
+              .help = "Signs login tokens (REST API); `dagctl init` writes a random one. Empty: "
+                      "a new one at every start, which logs everyone out",
+              .secret = true});
   s.add(Field{.key = "log.level",
               .default_value = "info",
               .help = "Log level",
@@ -146,6 +151,7 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
   s.rate_burst = static_cast<int>(cfg.integer("ingest.rate_burst"));
   s.timer_lease_s = static_cast<int>(cfg.integer("timers.lease_s"));
   s.timer_poll_ms = static_cast<int>(cfg.integer("timers.poll_ms"));
+  s.jwt_secret = cfg.has("api.jwt_secret") ? cfg.str("api.jwt_secret") : "";
   s.log_level = cfg.str("log.level");
   return s;
 }

@@ -10,6 +10,7 @@
 #include "dag/protocol/shadow.hpp"
 #include "dag/protocol/topics.hpp"
 #include "dag/rules/rules.hpp"
+#include "dag/shadow/desired.hpp"
 
 namespace dag::shadow {
 namespace {
@@ -43,6 +44,7 @@ std::uint64_t Metrics::rejects(int code) const noexcept {
 struct Service::Work {
   const Inbound* in{nullptr};
   std::variant<protocol::ShadowRequestTopic, presence::News> what;
+  bool rate_limited{false};  ///< answered 429 in its turn, without touching the store
 };
 
 // What one transaction attempt produced; published and counted only after it committed.
@@ -144,15 +146,8 @@ std::vector<Outbound> Service::process(std::span<const Inbound> batch) {
       continue;
     }
     if (auto* req = std::get_if<protocol::ShadowRequestTopic>(&*topic)) {
-      if (!limiter_.allow(req->thing, clock_.steady())) {
-        Pass p;
-        p.reject(req->thing, req->op,
-                 protocol::too_many_requests(protocol::client_token_of(in.payload)),
-                 to_seconds(in.received_ms));
-        commit_pass(p, out);
-        continue;
-      }
-      work.push_back({&in, std::move(*req)});
+      const bool limited = !limiter_.allow(req->thing, clock_.steady());
+      work.push_back({&in, std::move(*req), limited});
       continue;
     }
     Result<presence::News> news = fail(Errc::parse, "not a presence topic");
@@ -250,6 +245,13 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
 }
 
 StoreResult<void> Service::apply(store::Transaction& tx, const Work& work, Pass& pass) {
+  if (work.rate_limited) {
+    const auto& req = std::get<protocol::ShadowRequestTopic>(work.what);
+    pass.reject(req.thing, req.op,
+                protocol::too_many_requests(protocol::client_token_of(work.in->payload)),
+                to_seconds(work.in->received_ms));
+    return {};
+  }
   if (std::holds_alternative<protocol::ShadowRequestTopic>(work.what)) {
     return apply_shadow(tx, work, pass);
   }
@@ -388,6 +390,28 @@ StoreResult<void> Service::apply_presence(store::Transaction& tx, const Work& wo
   return apply_decision(tx, ctx->device.id, decision, pass);
 }
 
+namespace {
+
+// The delta of desired state written by the operator (dag/shadow/desired.hpp).
+StoreResult<void> delta_of(store::Transaction& tx, const std::string& device_id,
+                           std::int64_t now_ms, auto& pass) {
+  auto stored = tx.get_shadow(device_id);
+  if (!stored) return Unexpected<store::StoreError>{stored.error()};
+  if (!*stored) return {};
+  auto doc = protocol::shadow_from_json((*stored)->document);
+  if (!doc) {
+    log::error("shadow.unreadable", {{"device", device_id}, {"error", doc.error().message}});
+    return {};
+  }
+  if (auto delta = protocol::render_delta(*doc, to_seconds(now_ms))) {
+    pass.out.push_back({protocol::shadow_topic(device_id, ShadowOp::update, ShadowReply::delta),
+                        std::move(*delta)});
+  }
+  return {};
+}
+
+}  // namespace
+
 StoreResult<TimerRound> Service::fire_due_timers() {
   const std::int64_t now_ms = clock_.unix_ms();
   Pass pass;
@@ -398,6 +422,16 @@ StoreResult<TimerRound> Service::fire_due_timers() {
                                        options_.timer_lease_ms);
         if (!due) return Unexpected<store::StoreError>{due.error()};
         for (const auto& t : *due) {
+          if (t.timer.kind == kShadowDeltaTimer) {
+            if (auto r = delta_of(tx, t.timer.device_id, now_ms, pass); !r) {
+              return Unexpected<store::StoreError>{r.error()};
+            }
+            if (auto r = tx.complete_timer(t.id); !r && r.error().code != StoreErrc::not_found) {
+              return Unexpected<store::StoreError>{r.error()};
+            }
+            ++pass.timers_fired;
+            continue;
+          }
           auto device = tx.get_device(t.timer.device_id);
           if (device && !device->revoked) {
             auto ctx = context_of(tx, *std::move(device), now_ms);

@@ -39,6 +39,12 @@ constexpr Names<IntentStatus, 3> kIntentStatuses{{
     {IntentStatus::failed, "failed"},
 }};
 
+constexpr Names<ConfigScope, 3> kConfigScopes{{
+    {ConfigScope::fleet, "fleet"},
+    {ConfigScope::account, "account"},
+    {ConfigScope::device, "device"},
+}};
+
 template <class E, std::size_t N>
 std::string_view name_of(const Names<E, N>& names, E value) noexcept {
   for (const auto& [e, name] : names) {
@@ -93,6 +99,13 @@ std::string_view to_string(IntentStatus status) noexcept {
 }
 std::optional<IntentStatus> parse_intent_status(std::string_view text) noexcept {
   return parse_name(kIntentStatuses, text);
+}
+
+std::string_view to_string(ConfigScope scope) noexcept {
+  return name_of(kConfigScopes, scope);
+}
+std::optional<ConfigScope> parse_config_scope(std::string_view text) noexcept {
+  return parse_name(kConfigScopes, text);
 }
 
 }  // namespace dag::store

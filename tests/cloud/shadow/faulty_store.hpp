@@ -53,6 +53,8 @@ class FaultyTransaction final : public store::Transaction {
   R<void> update_device_state(S id, const store::DeviceState& s) override {
     return in_->update_device_state(id, s);
   }
+  R<void> delete_device(S id) override { return in_->delete_device(id); }
+  R<void> delete_account(S id) override { return in_->delete_account(id); }
   R<std::optional<store::StoredShadow>> get_shadow(S id) override { return in_->get_shadow(id); }
   R<std::int64_t> put_shadow(S id, S doc, std::int64_t rev) override {
     if (id == poisoned_) {
@@ -89,6 +91,27 @@ class FaultyTransaction final : public store::Transaction {
     return in_->mark_intent_failed(id, reason, retry, now);
   }
   R<std::int64_t> count_pending_intents() override { return in_->count_pending_intents(); }
+  R<void> add_certificate(const store::DeviceCertificate& c) override {
+    return in_->add_certificate(c);
+  }
+  R<std::vector<store::DeviceCertificate>> list_certificates(S id) override {
+    return in_->list_certificates(id);
+  }
+  R<std::vector<std::string>> revoke_certificates(S id, std::int64_t now) override {
+    return in_->revoke_certificates(id, now);
+  }
+  R<std::vector<store::DeviceCertificate>> list_revoked_certificates(std::int64_t now) override {
+    return in_->list_revoked_certificates(now);
+  }
+  R<void> set_config_entry(const store::ConfigEntry& e) override {
+    return in_->set_config_entry(e);
+  }
+  R<bool> remove_config_entry(store::ConfigScope scope, S id, S key) override {
+    return in_->remove_config_entry(scope, id, key);
+  }
+  R<std::vector<store::ConfigEntry>> list_config_entries(store::ConfigScope scope, S id) override {
+    return in_->list_config_entries(scope, id);
+  }
 
  private:
   std::unique_ptr<store::Transaction> in_;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dag/protocol/topics.hpp"
+#include "dag/shadow/desired.hpp"
 #include "dag/store/sqlite.hpp"
 
 #include "faulty_store.hpp"
@@ -229,6 +230,11 @@ TEST_F(ServiceTest, OverTheRateLimitIs429) {
   }
   EXPECT_EQ(limited, 5);
   EXPECT_EQ(metrics_.rejects(429), 5U);
+  // Replies keep the order of the requests: the burst's 20 first, the refused 5 last.
+  ASSERT_EQ(out.size(), 25U);
+  EXPECT_TRUE(out[19].topic.ends_with("/get/rejected") &&
+              json::parse(out[19].payload)["code"] == 404);
+  EXPECT_EQ(json::parse(out[20].payload)["code"], 429);
   // Another dag is not affected; and a second later the first may ask again.
   EXPECT_TRUE(find(send(protocol::shadow_topic(kOther, protocol::ShadowOp::get), ""),
                    "$aws/things/dag-2/shadow/get/rejected"));  // 404: no shadow, not 429
@@ -379,6 +385,41 @@ TEST_F(ServiceTest, PowerOffGraceDelaysTheAlert) {
   const auto in = intents();
   ASSERT_EQ(in.size(), 1U);
   EXPECT_EQ(in[0].transition, Transition::power_lost);
+}
+
+TEST_F(ServiceTest, DesiredStateFromTheOperatorReachesTheDagAsADelta) {
+  update(kDag, R"({"state":{"reported":{"config":{"debounceMs":200,"rereadS":60}}}})");
+  {
+    auto tx = must(real_->begin());
+    must(write_desired(*tx, kDag, json{{"config", {{"debounceMs", 75}, {"rereadS", 60}}}},
+                       clock_.unix_ms()));
+    must(tx->commit());
+  }
+  auto round = must(service_->fire_due_timers());
+  EXPECT_EQ(round.fired, 1);
+  const auto delta = body(find(round.outbound, "$aws/things/dag-1/shadow/update/delta"));
+  EXPECT_EQ(delta["state"], json::parse(R"({"config":{"debounceMs":75}})"));
+  EXPECT_EQ(delta["version"], 2);
+
+  // Nothing to say once the dag reports what is desired; an empty patch writes nothing.
+  update(kDag, R"({"state":{"reported":{"config":{"debounceMs":75}}}})");
+  {
+    auto tx = must(real_->begin());
+    must(write_desired(*tx, kDag, json::object(), clock_.unix_ms()));
+    must(write_desired(*tx, kDag, json{{"config", {{"debounceMs", 75}}}}, clock_.unix_ms()));
+    EXPECT_EQ(write_desired(*tx, "dag-nobody", json{{"a", 1}}, clock_.unix_ms()).error().code,
+              store::StoreErrc::not_found);
+    EXPECT_EQ(write_desired(*tx, kDag,
+                            json{{"a", {{"b", {{"c", {{"d", {{"e", {{"f", {{"g", 1}}}}}}}}}}}}}},
+                            clock_.unix_ms())
+                  .error()
+                  .code,
+              store::StoreErrc::invalid_argument);
+    must(tx->commit());
+  }
+  round = must(service_->fire_due_timers());
+  EXPECT_EQ(round.fired, 1);
+  EXPECT_TRUE(round.outbound.empty());
 }
 
 }  // namespace

@@ -56,14 +56,14 @@ using MigrationsTest = StoreTest;
 TEST_F(MigrationsTest, ANewDatabaseGetsEveryMigrationRecordedOnceInWalMode) {
   Raw raw{path_};
   EXPECT_EQ(raw.column("SELECT version || '_' || name FROM schema_migrations ORDER BY version"),
-            std::vector<std::string>{"1_initial"});
+            (std::vector<std::string>{"1_initial", "2_provisioning"}));
   EXPECT_EQ(raw.column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
   const auto tables = raw.column(
       "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
       "ORDER BY name");
-  EXPECT_EQ(tables,
-            (std::vector<std::string>{"accounts", "devices", "events", "notification_targets",
-                                      "outbox", "schema_migrations", "shadows", "timers"}));
+  EXPECT_EQ(tables, (std::vector<std::string>{"accounts", "certificates", "config_entries",
+                                              "devices", "events", "notification_targets", "outbox",
+                                              "schema_migrations", "shadows", "timers"}));
 }
 
 TEST_F(MigrationsTest, ReopeningAppliesNothingAgain) {
@@ -89,7 +89,7 @@ TEST_F(MigrationsTest, ADatabaseFromANewerProgramIsRefusedAndLeftAlone) {
   {
     Raw raw{path_};
     raw.exec(
-        "INSERT INTO schema_migrations VALUES (2, 'from_the_future', 'abc', 0);"
+        "INSERT INTO schema_migrations VALUES (3, 'from_the_future', 'abc', 0);"
         "CREATE TABLE future_things (x INTEGER);");
   }
   auto refused = open_sqlite(path_);
@@ -97,7 +97,7 @@ TEST_F(MigrationsTest, ADatabaseFromANewerProgramIsRefusedAndLeftAlone) {
   EXPECT_EQ(refused.error().code, StoreErrc::incompatible);
   EXPECT_NE(refused.error().message.find("newer"), std::string::npos) << refused.error().message;
   Raw raw{path_};
-  EXPECT_EQ(raw.column("SELECT count(*) FROM schema_migrations"), std::vector<std::string>{"2"});
+  EXPECT_EQ(raw.column("SELECT count(*) FROM schema_migrations"), std::vector<std::string>{"3"});
 }
 
 TEST_F(MigrationsTest, AMigrationChangedAfterItWasAppliedIsRefused) {
@@ -109,6 +109,30 @@ TEST_F(MigrationsTest, AMigrationChangedAfterItWasAppliedIsRefused) {
   auto refused = open_sqlite(path_);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, StoreErrc::incompatible);
+}
+
+TEST_F(MigrationsTest, ADatabaseOfAnOlderProgramIsUpgradedWithItsDataKept) {
+  const Device device = seed();
+  store_.reset();
+  {
+    // What a build that knew only migration 1 left behind.
+    Raw raw{path_};
+    raw.exec(
+        "DROP TABLE certificates; DROP TABLE config_entries;"
+        "DELETE FROM schema_migrations WHERE version > 1;");
+  }
+  store_ = open();
+  {
+    Raw raw{path_};
+    EXPECT_EQ(raw.column("SELECT version || '_' || name FROM schema_migrations ORDER BY version"),
+              (std::vector<std::string>{"1_initial", "2_provisioning"}));
+  }
+  auto tx = begin();
+  EXPECT_EQ(must(tx->get_device(device.id)), device);
+  must(tx->add_certificate(DeviceCertificate{"AB", device.id, kT0, kT0 + 1, std::nullopt}));
+  must(tx->set_config_entry(ConfigEntry{ConfigScope::device, device.id, "k", "1", kT0}));
+  must(tx->delete_device(device.id));
+  must(tx->commit());
 }
 
 TEST_F(MigrationsTest, DataSurvivesReopening) {

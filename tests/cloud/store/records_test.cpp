@@ -54,6 +54,17 @@ TEST(RecordsTest, IntentStatusesRoundTrip) {
   EXPECT_EQ(parse_intent_status("claimed"), std::nullopt);
 }
 
+TEST(RecordsTest, ConfigScopesRoundTrip) {
+  for (auto s : {ConfigScope::fleet, ConfigScope::account, ConfigScope::device}) {
+    EXPECT_EQ(parse_config_scope(to_string(s)), s);
+  }
+  EXPECT_EQ(to_string(ConfigScope::fleet), "fleet");
+  EXPECT_EQ(to_string(ConfigScope::account), "account");
+  EXPECT_EQ(to_string(ConfigScope::device), "device");
+  EXPECT_EQ(parse_config_scope("Fleet"), std::nullopt);
+  EXPECT_EQ(parse_config_scope(""), std::nullopt);
+}
+
 TEST(RecordsTest, ErrorCodesHaveDistinctStableNames) {
   std::set<std::string> names;
   for (auto code :

@@ -40,6 +40,9 @@ constexpr std::size_t kMaxMarker = 256;
 constexpr std::size_t kMaxTimerKind = 64;
 constexpr std::size_t kMaxOwner = 128;
 constexpr std::size_t kMaxReason = 1024;
+constexpr std::size_t kMaxSerial = 64;
+constexpr std::size_t kMaxConfigKey = 64;
+constexpr std::size_t kMaxScopeId = 128;
 constexpr int kMaxLimit = 1000;
 constexpr std::int64_t kMaxLeaseMs = std::int64_t{7} * 24 * 3600 * 1000;
 constexpr int kMaxReadConnections = 64;
@@ -74,6 +77,27 @@ std::optional<StoreError> check_settings(const AccountSettings& s) {
     return out_of_range("low_battery_percent", s.low_battery_percent, 100);
   }
   return check_length(op, "time_zone", s.time_zone, 1, kMaxTimeZone);
+}
+
+/// invalid_argument unless `serial` is 1..64 upper-case hex digits (dag::pki's spelling:
+/// one serial must not be stored twice in two spellings).
+std::optional<StoreError> check_serial(std::string_view op, std::string_view serial) {
+  if (auto bad = check_length(op, "serial_hex", serial, 1, kMaxSerial)) return bad;
+  const bool hex = std::all_of(serial.begin(), serial.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+  });
+  if (hex) return std::nullopt;
+  return StoreError{StoreErrc::invalid_argument,
+                    std::string{op} + ": serial_hex must be upper-case hex digits"};
+}
+
+/// invalid_argument unless scope_id is "" for the fleet and 1..128 bytes otherwise.
+std::optional<StoreError> check_scope_id(std::string_view op, ConfigScope scope,
+                                         std::string_view scope_id) {
+  if (scope != ConfigScope::fleet) return check_length(op, "scope_id", scope_id, 1, kMaxScopeId);
+  if (scope_id.empty()) return std::nullopt;
+  return StoreError{StoreErrc::invalid_argument,
+                    std::string{op} + ": scope_id must be empty for the fleet scope"};
 }
 
 /// Checks a claim's arguments and computes the lease's end without overflow.
@@ -170,6 +194,8 @@ class RowReader {
   "id, account_id, device_id, device_name, transition, user_state, observed_at_ms, " \
   "created_at_ms, payload, status, attempts, next_attempt_at_ms, claimed_by, "       \
   "claimed_until_ms, last_error, finished_at_ms"
+#define DAG_CERTIFICATE_COLUMNS "serial_hex, device_id, issued_at_ms, not_after_ms, revoked_at_ms"
+#define DAG_CONFIG_COLUMNS "scope, scope_id, key, value, updated_at_ms"
 
 constexpr const char* kInsertAccount =
     "INSERT INTO accounts (id, username, password_hash, created_at_ms) VALUES (?1, ?2, ?3, ?4) "
@@ -209,6 +235,19 @@ constexpr const char* kUpdateDeviceState =
     "connection_since_ms = ?6, last_seen_ms = ?7, user_state = ?8, battery = ?9, "
     "presence_marker = ?10, last_lifecycle_version = ?11, notified_lost_contact = ?12, "
     "notified_power_lost = ?13, notified_battery_low = ?14 WHERE id = ?1";
+// ON DELETE CASCADE takes the device's shadow, events, timers and intents along.
+constexpr const char* kDeleteDevice = "DELETE FROM devices WHERE id = ?1";
+constexpr const char* kDeleteDeviceConfig =
+    "DELETE FROM config_entries WHERE scope = 'device' AND scope_id = ?1";
+constexpr const char* kAccountExists = "SELECT 1 FROM accounts WHERE id = ?1";
+constexpr const char* kDeleteAccountDevicesConfig =
+    "DELETE FROM config_entries WHERE scope = 'device' "
+    "AND scope_id IN (SELECT id FROM devices WHERE account_id = ?1)";
+constexpr const char* kDeleteAccountDevices = "DELETE FROM devices WHERE account_id = ?1";
+constexpr const char* kDeleteAccountConfig =
+    "DELETE FROM config_entries WHERE scope = 'account' AND scope_id = ?1";
+// ON DELETE CASCADE takes the account's targets (and any intent left) along.
+constexpr const char* kDeleteAccount = "DELETE FROM accounts WHERE id = ?1";
 
 constexpr const char* kSelectShadow = "SELECT document, revision FROM shadows WHERE device_id = ?1";
 constexpr const char* kInsertShadow =
@@ -266,6 +305,29 @@ constexpr const char* kUpdateIntentFailed =
     "claimed_until_ms = NULL WHERE id = ?1";
 constexpr const char* kCountPendingIntents = "SELECT count(*) FROM outbox WHERE status = 'pending'";
 
+constexpr const char* kInsertCertificate =
+    "INSERT INTO certificates (" DAG_CERTIFICATE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kSelectCertificates = "SELECT " DAG_CERTIFICATE_COLUMNS
+                                            " FROM certificates WHERE device_id = ?1 "
+                                            "ORDER BY issued_at_ms, serial_hex";
+constexpr const char* kRevokeCertificates =
+    "UPDATE certificates SET revoked_at_ms = ?2 WHERE device_id = ?1 AND revoked_at_ms IS NULL "
+    "RETURNING " DAG_CERTIFICATE_COLUMNS;
+constexpr const char* kSelectRevokedCertificates =
+    "SELECT " DAG_CERTIFICATE_COLUMNS
+    " FROM certificates WHERE revoked_at_ms IS NOT NULL AND not_after_ms > ?1 "
+    "ORDER BY serial_hex";
+
+constexpr const char* kUpsertConfig =
+    "INSERT INTO config_entries (" DAG_CONFIG_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (scope, scope_id, key) "
+    "DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms";
+constexpr const char* kDeleteConfig =
+    "DELETE FROM config_entries WHERE scope = ?1 AND scope_id = ?2 AND key = ?3";
+constexpr const char* kSelectConfig = "SELECT " DAG_CONFIG_COLUMNS
+                                      " FROM config_entries WHERE scope = ?1 AND scope_id = ?2 "
+                                      "ORDER BY key";
+
 constexpr const char* kPing = "SELECT count(*) FROM schema_migrations";
 
 #undef DAG_ACCOUNT_COLUMNS
@@ -274,6 +336,8 @@ constexpr const char* kPing = "SELECT count(*) FROM schema_migrations";
 #undef DAG_EVENT_COLUMNS
 #undef DAG_TIMER_COLUMNS
 #undef DAG_INTENT_COLUMNS
+#undef DAG_CERTIFICATE_COLUMNS
+#undef DAG_CONFIG_COLUMNS
 
 // ---- row decoding -----------------------------------------------------------------------
 
@@ -382,6 +446,28 @@ StoreResult<StoredIntent> read_intent(const Statement& st) {
   s.last_error = row.opt_text(14);
   s.finished_at_ms = row.opt_integer(15);
   return row.finish(std::move(s));
+}
+
+StoreResult<DeviceCertificate> read_certificate(const Statement& st) {
+  RowReader row{st, "certificates"};
+  DeviceCertificate c;
+  c.serial_hex = row.text(0);
+  c.device_id = row.text(1);
+  c.issued_at_ms = row.integer(2);
+  c.not_after_ms = row.integer(3);
+  c.revoked_at_ms = row.opt_integer(4);
+  return row.finish(std::move(c));
+}
+
+StoreResult<ConfigEntry> read_config_entry(const Statement& st) {
+  RowReader row{st, "config_entries"};
+  ConfigEntry e;
+  e.scope = row.enumeration(0, parse_config_scope, ConfigScope::fleet);
+  e.scope_id = row.text(1);
+  e.key = row.text(2);
+  e.value_json = row.text(3);
+  e.updated_at_ms = row.integer(4);
+  return row.finish(std::move(e));
 }
 
 /// Steps `st` to the end, decoding every row with `read`.
@@ -545,6 +631,8 @@ class SqliteTransaction final : public Transaction {
   StoreResult<void> set_device_revoked(std::string_view device_id, bool revoked) override;
   StoreResult<void> update_device_state(std::string_view device_id,
                                         const DeviceState& state) override;
+  StoreResult<void> delete_device(std::string_view device_id) override;
+  StoreResult<void> delete_account(std::string_view account_id) override;
   // shadows
   StoreResult<std::optional<StoredShadow>> get_shadow(std::string_view device_id) override;
   StoreResult<std::int64_t> put_shadow(std::string_view device_id, std::string_view document,
@@ -573,6 +661,20 @@ class SqliteTransaction final : public Transaction {
                                        std::optional<std::int64_t> retry_at_ms,
                                        std::int64_t now_ms) override;
   StoreResult<std::int64_t> count_pending_intents() override;
+  // certificates
+  StoreResult<void> add_certificate(const DeviceCertificate& cert) override;
+  StoreResult<std::vector<DeviceCertificate>> list_certificates(
+      std::string_view device_id) override;
+  StoreResult<std::vector<std::string>> revoke_certificates(std::string_view device_id,
+                                                            std::int64_t now_ms) override;
+  StoreResult<std::vector<DeviceCertificate>> list_revoked_certificates(
+      std::int64_t now_ms) override;
+  // configuration
+  StoreResult<void> set_config_entry(const ConfigEntry& entry) override;
+  StoreResult<bool> remove_config_entry(ConfigScope scope, std::string_view scope_id,
+                                        std::string_view key) override;
+  StoreResult<std::vector<ConfigEntry>> list_config_entries(ConfigScope scope,
+                                                            std::string_view scope_id) override;
 
  private:
   enum class Access { read, write };
@@ -932,6 +1034,51 @@ StoreResult<void> SqliteTransaction::update_device_state(std::string_view device
   });
 }
 
+StoreResult<void> SqliteTransaction::delete_device(std::string_view device_id) {
+  constexpr std::string_view op = "delete_device";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    // The device first: when it is unknown, nothing (not even a stray config entry of
+    // that id) has been deleted.
+    {
+      auto st = conn().statement(kDeleteDevice);
+      st.bind_text(1, device_id);
+      if (auto deleted =
+              run_on_one(conn(), st, op, "delete_device: no device " + std::string{device_id});
+          !deleted) {
+        return deleted;
+      }
+    }
+    auto st = conn().statement(kDeleteDeviceConfig);
+    st.bind_text(1, device_id);
+    return st.run(op);
+  });
+}
+
+StoreResult<void> SqliteTransaction::delete_account(std::string_view account_id) {
+  constexpr std::string_view op = "delete_account";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    // Checked first, so that an unknown account deletes nothing. The account's row goes
+    // last: its devices refer to it without a cascade.
+    {
+      auto st = conn().statement(kAccountExists);
+      st.bind_text(1, account_id);
+      auto row = st.step(op);
+      if (!row) return Unexpected<StoreError>{std::move(row).error()};
+      if (!*row)
+        return fail(StoreErrc::not_found, "delete_account: no account " + std::string{account_id});
+    }
+    for (const char* sql :
+         {kDeleteAccountDevicesConfig, kDeleteAccountDevices, kDeleteAccountConfig}) {
+      auto st = conn().statement(sql);
+      st.bind_text(1, account_id);
+      if (auto ran = st.run(op); !ran) return ran;
+    }
+    auto st = conn().statement(kDeleteAccount);
+    st.bind_text(1, account_id);
+    return run_on_one(conn(), st, op, "delete_account: no account " + std::string{account_id});
+  });
+}
+
 // ---- shadows ----------------------------------------------------------------------------
 
 StoreResult<std::optional<StoredShadow>> SqliteTransaction::get_shadow(std::string_view device_id) {
@@ -1242,6 +1389,116 @@ StoreResult<std::int64_t> SqliteTransaction::count_pending_intents() {
     if (!row) return Unexpected<StoreError>{std::move(row).error()};
     return *row ? st.column_int(0) : 0;
   });
+}
+
+// ---- device certificates ----------------------------------------------------------------
+
+StoreResult<void> SqliteTransaction::add_certificate(const DeviceCertificate& cert) {
+  constexpr std::string_view op = "add_certificate";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    if (auto bad = check_serial(op, cert.serial_hex))
+      return Unexpected<StoreError>{std::move(*bad)};
+    if (!protocol::is_valid_device_id(cert.device_id)) {
+      return invalid(op, "device id must be 1..128 characters of [A-Za-z0-9_.:-]");
+    }
+    auto st = conn().statement(kInsertCertificate);
+    st.bind_text(1, cert.serial_hex)
+        .bind_text(2, cert.device_id)
+        .bind_int(3, cert.issued_at_ms)
+        .bind_int(4, cert.not_after_ms)
+        .bind_opt_int(5, cert.revoked_at_ms);
+    auto ran = st.run(op);
+    if (!ran && ran.error().code == StoreErrc::conflict) {
+      return fail(StoreErrc::conflict,
+                  "add_certificate: serial " + cert.serial_hex + " is recorded already");
+    }
+    return ran;
+  });
+}
+
+StoreResult<std::vector<DeviceCertificate>> SqliteTransaction::list_certificates(
+    std::string_view device_id) {
+  return guarded(Access::read, "list_certificates",
+                 [&]() -> StoreResult<std::vector<DeviceCertificate>> {
+                   auto st = conn().statement(kSelectCertificates);
+                   st.bind_text(1, device_id);
+                   return read_all(st, "list_certificates", read_certificate);
+                 });
+}
+
+StoreResult<std::vector<std::string>> SqliteTransaction::revoke_certificates(
+    std::string_view device_id, std::int64_t now_ms) {
+  constexpr std::string_view op = "revoke_certificates";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::vector<std::string>> {
+    auto st = conn().statement(kRevokeCertificates);
+    st.bind_text(1, device_id).bind_int(2, now_ms);
+    auto revoked = read_all(st, op, read_certificate);
+    if (!revoked) return Unexpected<StoreError>{std::move(revoked).error()};
+    // RETURNING comes in no promised order.
+    std::sort(revoked->begin(), revoked->end(),
+              [](const DeviceCertificate& a, const DeviceCertificate& b) {
+                return std::tie(a.issued_at_ms, a.serial_hex) <
+                       std::tie(b.issued_at_ms, b.serial_hex);
+              });
+    std::vector<std::string> serials;
+    serials.reserve(revoked->size());
+    for (DeviceCertificate& cert : *revoked) serials.push_back(std::move(cert.serial_hex));
+    return serials;
+  });
+}
+
+StoreResult<std::vector<DeviceCertificate>> SqliteTransaction::list_revoked_certificates(
+    std::int64_t now_ms) {
+  return guarded(Access::read, "list_revoked_certificates",
+                 [&]() -> StoreResult<std::vector<DeviceCertificate>> {
+                   auto st = conn().statement(kSelectRevokedCertificates);
+                   st.bind_int(1, now_ms);
+                   return read_all(st, "list_revoked_certificates", read_certificate);
+                 });
+}
+
+// ---- configuration ----------------------------------------------------------------------
+
+StoreResult<void> SqliteTransaction::set_config_entry(const ConfigEntry& entry) {
+  constexpr std::string_view op = "set_config_entry";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    if (auto bad = check_length(op, "key", entry.key, 1, kMaxConfigKey)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    if (auto bad = check_scope_id(op, entry.scope, entry.scope_id)) {
+      return Unexpected<StoreError>{std::move(*bad)};
+    }
+    auto st = conn().statement(kUpsertConfig);
+    st.bind_text(1, to_string(entry.scope))
+        .bind_text(2, entry.scope_id)
+        .bind_text(3, entry.key)
+        .bind_text(4, entry.value_json)
+        .bind_int(5, entry.updated_at_ms);
+    return st.run("set_config_entry (value_json must be valid JSON)");
+  });
+}
+
+StoreResult<bool> SqliteTransaction::remove_config_entry(ConfigScope scope,
+                                                         std::string_view scope_id,
+                                                         std::string_view key) {
+  return guarded(Access::write, "remove_config_entry", [&]() -> StoreResult<bool> {
+    auto st = conn().statement(kDeleteConfig);
+    st.bind_text(1, to_string(scope)).bind_text(2, scope_id).bind_text(3, key);
+    if (auto ran = st.run("remove_config_entry"); !ran) {
+      return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    return conn().changes() > 0;
+  });
+}
+
+StoreResult<std::vector<ConfigEntry>> SqliteTransaction::list_config_entries(
+    ConfigScope scope, std::string_view scope_id) {
+  return guarded(Access::read, "list_config_entries",
+                 [&]() -> StoreResult<std::vector<ConfigEntry>> {
+                   auto st = conn().statement(kSelectConfig);
+                   st.bind_text(1, to_string(scope)).bind_text(2, scope_id);
+                   return read_all(st, "list_config_entries", read_config_entry);
+                 });
 }
 
 // ---- opening ----------------------------------------------------------------------------

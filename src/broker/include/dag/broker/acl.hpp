@@ -2,8 +2,9 @@
 //
 // Devices get `pattern` lines where %u (the certificate CN) stands for their own thing
 // name, so a device may publish only its own shadow update/get/delete and presence, and
-// receive only its own shadow replies and status requests. Service identities (dagd) get
-// every topic, including `$aws/#` (a `#` grant never covers topics starting with '$').
+// receive only its own shadow replies and status requests. Service identities (dagd, dagctl)
+// get every topic, including `$aws/#` (a `#` grant never covers topics starting with '$'),
+// and may publish the presence plugin's commands (`$CONTROL/dag-presence/#`).
 //
 // Device and service identities share one namespace (both are certificate CNs): never
 // issue a device certificate whose CN is a service identity.
@@ -19,7 +20,8 @@
 namespace dag::broker {
 
 struct AclConfig {
-  /// Usernames (certificate CNs) allowed to read and write everything, e.g. {"dagd"}.
+  /// Usernames (certificate CNs) allowed to read and write everything and to send the
+  /// presence plugin's commands, e.g. {"dagd", "dagctl"}.
   std::vector<std::string> service_identities{"dagd"};
 };
 

@@ -28,6 +28,13 @@ struct PlainListener {
   std::uint16_t port{1883};
 };
 
+/// A second mutual-TLS listener on loopback for the services on the broker's host (dagd,
+/// dagctl), with the same certificate rules as the device listener.
+struct ServiceListener {
+  std::string host{"127.0.0.1"};  ///< Must be a loopback address or "localhost".
+  std::uint16_t port{8884};
+};
+
 /// A mosquitto 2.0 plugin (`plugin` + `plugin_opt_<key> <value>` lines).
 struct Plugin {
   std::filesystem::path library;
@@ -70,7 +77,8 @@ struct BrokerConfig {
 
   std::optional<std::filesystem::path> pid_file;
   std::optional<Plugin> plugin;
-  std::optional<PlainListener> plain_listener;  ///< Disabled unless set.
+  std::optional<ServiceListener> service_listener;  ///< Disabled unless set.
+  std::optional<PlainListener> plain_listener;      ///< Disabled unless set.
 };
 
 /// Renders mosquitto.conf, each setting preceded by a comment giving its reason.

@@ -21,6 +21,10 @@ std::string base64_encode(std::string_view text);
 /// Errors: Errc::parse for any other character or a truncated final group.
 Result<std::string> base64_decode(std::string_view text);
 
+/// `n` bytes from OpenSSL's CSPRNG (secrets, tokens, salts).
+/// Errors: Errc::crypto when the RNG fails.
+Result<std::string> random_bytes(std::size_t n);
+
 /// A random (version 4, RFC 9562) UUID in lower-case canonical form, from OpenSSL's CSPRNG.
 /// Errors: Errc::crypto when the RNG fails (never seen in practice; not ignored).
 Result<std::string> new_uuid();

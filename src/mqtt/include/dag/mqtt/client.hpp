@@ -80,6 +80,9 @@ class Handler {
   virtual void on_subscribed() {}
   /// The broker acknowledged message `mid` (PUBACK for QoS 1).
   virtual void on_published(int /*mid*/) {}
+  /// The same, with the MQTT 5 reason code (0 success, 0x10 no subscribers, >= 0x80 a
+  /// refusal such as 0x87 not authorized; always 0 under 3.1.1). Calls on_published.
+  virtual void on_publish_result(int mid, int /*reason_code*/) { on_published(mid); }
 };
 
 /// Backoff before reconnect attempt `attempt` (0-based): a uniformly random delay in

@@ -161,6 +161,12 @@ Expected<std::string, ShadowError> get(std::string_view thing, const ShadowDocum
 Expected<RemoveResult, ShadowError> remove(std::string_view thing, const ShadowDocument* current,
                                            std::string_view payload, std::int64_t now);
 
+/// The `/update/delta` message for a stored document, as an update that wrote its desired
+/// state would have published it (version, timestamp, state, metadata; no clientToken):
+/// for desired state written outside an MQTT update (the admin CLI). nullopt when the
+/// document does not exist or desired and reported agree.
+std::optional<std::string> render_delta(const ShadowDocument& document, std::int64_t now);
+
 /// The clientToken of a request, read leniently (as get and delete do): nullopt when the
 /// payload is not a JSON object within the limits or the token is missing or invalid.
 /// For rejecting a request before it reaches the engine (429, 404) with its token echoed.

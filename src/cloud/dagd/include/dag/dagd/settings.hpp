@@ -38,6 +38,8 @@ struct DagdSettings {
   int timer_lease_s{60};
   int timer_poll_ms{5000};
 
+  std::string jwt_secret;  ///< for the REST API's tokens; empty: random per start
+
   std::string log_level{"info"};
 };
 

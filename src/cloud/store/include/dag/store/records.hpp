@@ -1,6 +1,7 @@
 // The rows of the store, as plain values: accounts and their settings, notification
-// targets, devices with their derived state, shadows, events, timers and notification
-// intents. Shared by every backend; nothing here touches a database.
+// targets, devices with their derived state, shadows, events, timers, notification
+// intents, device certificates and configuration entries. Shared by every backend;
+// nothing here touches a database.
 //
 // Conventions: times are epoch milliseconds (`*_ms`) or seconds (`*_s`) as int64; ids of
 // accounts and targets are lower-case UUIDs made by the store, device ids are given by the
@@ -294,6 +295,46 @@ struct StoredIntent {
   std::optional<std::int64_t> finished_at_ms{};  ///< when it became done or failed
 
   bool operator==(const StoredIntent&) const = default;
+};
+
+// ---- device certificates ----------------------------------------------------------------
+
+/// A client certificate issued to a device (by dagctl through dag::pki), kept so that it
+/// can be revoked and listed in the CRL until it expires.
+struct DeviceCertificate {
+  std::string serial_hex{};  ///< upper-case hex as dag::pki prints it (1..64 digits); unique
+  /// The device it was issued to: not a foreign key, so a deleted device's certificates
+  /// stay (and stay revocable).
+  std::string device_id{};
+  std::int64_t issued_at_ms{0};
+  std::int64_t not_after_ms{0};                 ///< expiry: a CRL lists it until then
+  std::optional<std::int64_t> revoked_at_ms{};  ///< nullopt: not revoked
+
+  bool operator==(const DeviceCertificate&) const = default;
+};
+
+// ---- configuration ----------------------------------------------------------------------
+
+/// Whom a configuration entry applies to.
+enum class ConfigScope {
+  fleet,    ///< every device (scope_id "")
+  account,  ///< one account's devices (scope_id: the account id)
+  device,   ///< one device (scope_id: the device id)
+};
+
+/// "fleet", "account", "device".
+std::string_view to_string(ConfigScope scope) noexcept;
+std::optional<ConfigScope> parse_config_scope(std::string_view text) noexcept;
+
+/// A configuration value, unique per (scope, scope_id, key).
+struct ConfigEntry {
+  ConfigScope scope{ConfigScope::fleet};
+  std::string scope_id{};    ///< "" for fleet, else the account or device id (1..128 bytes)
+  std::string key{};         ///< 1..64 bytes
+  std::string value_json{};  ///< any JSON value, compact
+  std::int64_t updated_at_ms{0};
+
+  bool operator==(const ConfigEntry&) const = default;
 };
 
 }  // namespace dag::store

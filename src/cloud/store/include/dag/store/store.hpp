@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -120,6 +121,14 @@ class Transaction {
   /// compact JSON object, marker over 256 bytes, negative last_seq).
   virtual StoreResult<void> update_device_state(std::string_view device_id,
                                                 const DeviceState& state) = 0;
+  /// Removes a device and everything of it: its shadow, events, timers and intents, and
+  /// its device-scope config entries. Its certificates stay (revoke them first: they would
+  /// still authenticate it to the broker). Errors: not_found.
+  virtual StoreResult<void> delete_device(std::string_view device_id) = 0;
+  /// Removes an account with its devices (each as delete_device), notification targets,
+  /// intents, and the config entries of the account and of its devices. The devices'
+  /// certificates stay. Errors: not_found.
+  virtual StoreResult<void> delete_account(std::string_view account_id) = 0;
 
   // ---- shadows --------------------------------------------------------------------------
 
@@ -196,6 +205,38 @@ class Transaction {
                                                std::int64_t now_ms) = 0;
   /// Intents not yet done or failed (claimed or not).
   virtual StoreResult<std::int64_t> count_pending_intents() = 0;
+
+  // ---- device certificates --------------------------------------------------------------
+
+  /// Records an issued certificate (revoked_at_ms may be set already). Errors: conflict
+  /// (the serial exists), invalid_argument (serial_hex not 1..64 upper-case hex digits,
+  /// device id not a valid device id). The device need not exist.
+  virtual StoreResult<void> add_certificate(const DeviceCertificate& cert) = 0;
+  /// A device's certificates, oldest (issued_at_ms) first; none for an unknown device,
+  /// but a deleted device's are still there.
+  virtual StoreResult<std::vector<DeviceCertificate>> list_certificates(
+      std::string_view device_id) = 0;
+  /// Marks every unrevoked certificate of the device revoked at now_ms and returns their
+  /// serials, oldest first (empty when there was none: revoking again is a no-op).
+  virtual StoreResult<std::vector<std::string>> revoke_certificates(std::string_view device_id,
+                                                                    std::int64_t now_ms) = 0;
+  /// The revoked certificates that have not expired yet (not_after_ms > now_ms), by
+  /// serial: what a CRL must list.
+  virtual StoreResult<std::vector<DeviceCertificate>> list_revoked_certificates(
+      std::int64_t now_ms) = 0;
+
+  // ---- configuration --------------------------------------------------------------------
+
+  /// Inserts or replaces the (scope, scope_id, key) entry. The account or device named by
+  /// scope_id need not exist. Errors: invalid_argument (key 1..64 bytes; scope_id "" for
+  /// fleet, 1..128 bytes otherwise; value_json not valid JSON).
+  virtual StoreResult<void> set_config_entry(const ConfigEntry& entry) = 0;
+  /// Removes the (scope, scope_id, key) entry; true when there was one.
+  virtual StoreResult<bool> remove_config_entry(ConfigScope scope, std::string_view scope_id,
+                                                std::string_view key) = 0;
+  /// The entries of one scope, by key (none for an unknown scope_id).
+  virtual StoreResult<std::vector<ConfigEntry>> list_config_entries(ConfigScope scope,
+                                                                    std::string_view scope_id) = 0;
 };
 
 /// The store: a factory of transactions over one database. Create one with a backend's

@@ -1,0 +1,24 @@
+// Checks of values people type (e-mail addresses, names), shared by dagctl and the API so
+// that one rule applies wherever a value is entered.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dag::validate {
+
+/// nullopt when `address` is a plausible e-mail address, else the reason. Deliberately
+/// simple (RFC 5321 is far wider): ASCII local@domain, at most 254 bytes, a local part of
+/// 1..64 printable characters without spaces, quotes, angle brackets or commas, and a
+/// domain of dot-separated labels of letters, digits and hyphens with at least one dot.
+/// Mail that still bounces shows up as a failed target.
+std::optional<std::string> email_error(std::string_view address);
+
+/// nullopt when `name` is fit as a display name (dag or account name): valid UTF-8,
+/// 1..max_chars characters (code points), no control characters, not only spaces.
+std::optional<std::string> display_name_error(std::string_view name, std::size_t max_chars);
+
+}  // namespace dag::validate

@@ -1,0 +1,99 @@
+#include "dag/common/validate.hpp"
+
+#include <cstdint>
+
+namespace dag::validate {
+namespace {
+
+bool is_label_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+// Decodes one UTF-8 code point at s[i]; returns its length, or 0 when malformed.
+std::size_t utf8_length(std::string_view s, std::size_t i, std::uint32_t& cp) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  std::size_t n = 0;
+  if (b < 0x80) {
+    cp = b;
+    return 1;
+  }
+  if ((b & 0xE0) == 0xC0) {
+    n = 2;
+    cp = b & 0x1F;
+  } else if ((b & 0xF0) == 0xE0) {
+    n = 3;
+    cp = b & 0x0F;
+  } else if ((b & 0xF8) == 0xF0) {
+    n = 4;
+    cp = b & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto c = static_cast<unsigned char>(s[i + k]);
+    if ((c & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+}  // namespace
+
+std::optional<std::string> email_error(std::string_view address) {
+  if (address.empty()) return "the address is empty";
+  if (address.size() > 254) return "the address is longer than 254 characters";
+  const auto at = address.rfind('@');
+  if (at == std::string_view::npos) return "the address has no '@'";
+  const auto local = address.substr(0, at);
+  const auto domain = address.substr(at + 1);
+  if (local.empty() || local.size() > 64) return "the part before '@' must have 1..64 characters";
+  for (const char c : local) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7F || c == '"' || c == '<' || c == '>' || c == ',' || c == '@' ||
+        c == '(' || c == ')' || c == ';' || c == '\\' || c == '[' || c == ']') {
+      return "the part before '@' contains a character that is not allowed";
+    }
+  }
+  if (local.front() == '.' || local.back() == '.' || local.find("..") != std::string_view::npos) {
+    return "the part before '@' has a misplaced '.'";
+  }
+  if (domain.find('.') == std::string_view::npos) return "the domain has no '.'";
+  std::size_t start = 0;
+  while (start <= domain.size()) {
+    auto end = domain.find('.', start);
+    if (end == std::string_view::npos) end = domain.size();
+    const auto label = domain.substr(start, end - start);
+    if (label.empty() || label.size() > 63) return "the domain has an empty or too long label";
+    if (label.front() == '-' || label.back() == '-')
+      return "a domain label starts or ends with '-'";
+    for (const char c : label) {
+      if (!is_label_char(c)) return "the domain contains a character that is not allowed";
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> display_name_error(std::string_view name, std::size_t max_chars) {
+  std::size_t chars = 0;
+  bool visible = false;
+  for (std::size_t i = 0; i < name.size();) {
+    std::uint32_t cp = 0;
+    const auto n = utf8_length(name, i, cp);
+    if (n == 0) return "the name is not valid UTF-8";
+    if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) return "the name contains a control character";
+    if (cp != ' ') visible = true;
+    ++chars;
+    i += n;
+  }
+  if (chars == 0 || !visible) return "the name is empty";
+  if (chars > max_chars) {
+    return "the name is longer than " + std::to_string(max_chars) + " characters";
+  }
+  return std::nullopt;
+}
+
+}  // namespace dag::validate
