@@ -60,3 +60,20 @@ TEST(Uuid, RecognisesOnlyCanonicalForm) {
 
 }  // namespace
 }  // namespace dag
+
+namespace dag {
+namespace {
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Base64Url, NoPaddingAndUrlAlphabet) {
+  EXPECT_EQ(base64url_encode(std::string("\xfb\xff\xfe", 3)), "-__-");
+  EXPECT_EQ(base64url_encode("f"), "Zg");
+  EXPECT_EQ(base64url_encode(""), "");
+}
+
+}  // namespace
+}  // namespace dag

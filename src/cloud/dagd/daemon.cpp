@@ -8,13 +8,18 @@
 #include "dag/common/log.hpp"
 #include "dag/ingest/ingest.hpp"
 #include "dag/mqtt/client.hpp"
+#include "dag/notify/email.hpp"
+#include "dag/notify/ntfy.hpp"
+#include "dag/notify/webhook.hpp"
+#include "dag/notify/worker.hpp"
 #include "dag/shadow/service.hpp"
 #include "dag/store/sqlite.hpp"
 
 namespace dag::dagd {
 namespace {
 
-void log_counters(const shadow::Metrics& m, const ingest::Ingest& in) {
+void log_counters(const shadow::Metrics& m, const ingest::Ingest& in,
+                  const notify::WorkerMetrics& n) {
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   log::info("dagd.counters", {{"messages", get(m.messages)},
                               {"updates", get(m.updates_accepted)},
@@ -36,7 +41,12 @@ void log_counters(const shadow::Metrics& m, const ingest::Ingest& in) {
                               {"timers_fired", get(m.timers_fired)},
                               {"batches", get(m.batches)},
                               {"store_errors", get(m.store_errors)},
-                              {"publish_failures", in.publish_failures()}});
+                              {"publish_failures", in.publish_failures()},
+                              {"notifications_sent", get(n.sent)},
+                              {"notifications_retried", get(n.retries)},
+                              {"notifications_failed", get(n.failed)},
+                              {"notifications_deferred", get(n.deferred)},
+                              {"verifications_sent", get(n.verifications)}});
 }
 
 }  // namespace
@@ -69,6 +79,49 @@ int run_dagd(const DagdSettings& s) {
 
   SystemClock clock;
   shadow::Metrics metrics;
+
+  // Notification channels and the outbox worker.
+  std::unique_ptr<notify::EmailChannel> email;
+  if (!s.smtp_url.empty()) {
+    notify::SmtpOptions so;
+    so.url = s.smtp_url;
+    so.from = s.smtp_from;
+    if (!s.smtp_username.empty()) so.username = s.smtp_username;
+    if (!s.smtp_password.empty()) so.password = s.smtp_password;
+    so.tls = notify::parse_smtp_tls(s.smtp_starttls).value_or(notify::SmtpTls::opportunistic);
+    auto made = notify::EmailChannel::create(so, clock);
+    if (!made) {
+      log::error("smtp.config_invalid", {{"error", made.error().message}});
+      return 1;
+    }
+    email = std::move(made).value();
+  } else {
+    log::warn("smtp.not_configured", {{"effect", "e-mail targets are not notified"}});
+  }
+  // The e-mail channel also sends the verification mails.
+  struct EmailVerifier final : notify::Verifier {
+    notify::EmailChannel* channel{nullptr};
+    notify::Delivery send_verification(const std::string& address, const std::string& link,
+                                       std::int64_t expires_at_ms) override {
+      return channel->send_verification(address, link, expires_at_ms);
+    }
+  } verifier;
+  verifier.channel = email.get();
+  notify::HttpOptions http;
+  http.allow_private_addresses = s.allow_private_addresses;
+  notify::WebhookChannel webhook(http, clock);
+  notify::NtfyChannel ntfy(http);
+  notify::WorkerMetrics notify_metrics;
+  notify::WorkerOptions wo;
+  wo.owner = s.client_id;
+  wo.coalesce_window = std::chrono::milliseconds{s.coalesce_window_ms};
+  wo.retry_initial = std::chrono::seconds{s.retry_initial_s};
+  wo.retry_max = std::chrono::seconds{s.retry_max_s};
+  wo.give_up_after = std::chrono::seconds{s.give_up_s};
+  wo.public_url = s.public_url;
+  notify::Worker notifier(**store, clock, wo,
+                          {email.get(), email ? &verifier : nullptr, &webhook, &ntfy},
+                          notify_metrics);
   shadow::ServiceOptions service_options;
   service_options.rate_per_s = s.rate_per_s;
   service_options.rate_burst = s.rate_burst;
@@ -109,6 +162,7 @@ int run_dagd(const DagdSettings& s) {
   io.max_batch = static_cast<std::size_t>(s.batch_max);
   io.max_queue = static_cast<std::size_t>(s.queue_max);
   io.timer_poll = std::chrono::milliseconds{s.timer_poll_ms};
+  io.on_intents = [&notifier] { notifier.wake(); };
   ingest::Ingest ingest(service, clock, io, metrics, publisher);
   forward.target = &ingest;
   for (const auto& filter : ingest::subscriptions(s.share_group)) {
@@ -121,12 +175,13 @@ int run_dagd(const DagdSettings& s) {
                               {"share_group", s.share_group}});
   (*client)->start();
   std::thread worker([&] { ingest.run(); });
+  std::thread notifier_thread([&] { notifier.run(); });
 
   for (;;) {
     int sig = 0;
     if (sigwait(&mask, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      log_counters(metrics, ingest);
+      log_counters(metrics, ingest, notify_metrics);
       continue;
     }
     log::info("dagd.stopping", {{"signal", sig}});
@@ -136,7 +191,11 @@ int run_dagd(const DagdSettings& s) {
   worker.join();
   (*client)->stop();
   ingest.drain();
-  log_counters(metrics, ingest);
+  // Deliveries in progress finish (bounded by the channels' timeouts); the rest waits in
+  // the outbox for the next start.
+  notifier.stop();
+  notifier_thread.join();
+  log_counters(metrics, ingest, notify_metrics);
   log::info("dagd.stopped", {});
   return 0;
 }

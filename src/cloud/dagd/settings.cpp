@@ -100,6 +100,55 @@ config::Schema make_schema() {
               .help = "Look for timers scheduled by others this often",
               .min = 10,
               .max = 600'000});
+  s.add(Field{.key = "api.public_url",
+              .default_value = "http://localhost:8080",
+              .help = "Public base URL of the dashboard: links in notifications and "
+                      "verification mails"});
+  s.add(Field{.key = "smtp.url",
+              .default_value = "",
+              .help = "SMTP server for e-mail: smtp://host:587 (STARTTLS when offered), "
+                      "smtps://host:465; empty: no e-mail"});
+  s.add(Field{.key = "smtp.from",
+              .default_value = "detectordag <dag@localhost>",
+              .help = "Sender of every mail"});
+  s.add(Field{.key = "smtp.username", .default_value = "", .help = "SMTP AUTH user (empty: none)"});
+  s.add(Field{
+      .key = "smtp.password", .default_value = "", .help = "SMTP AUTH password", .secret = true});
+  s.add(Field{.key = "smtp.starttls",
+              .default_value = "opportunistic",
+              .help = "STARTTLS on smtp:// URLs: required, opportunistic (when offered), none",
+              .choices = {"required", "opportunistic", "none"}});
+  s.add(Field{.key = "notify.coalesce_window_ms",
+              .type = Type::integer,
+              .default_value = "5000",
+              .help = "After an alert, further ones to the same target within this window go "
+                      "out together as one follow-up",
+              .min = 0,
+              .max = 3'600'000});
+  s.add(Field{.key = "notify.retry_initial_s",
+              .type = Type::integer,
+              .default_value = "30",
+              .help = "First retry of a failed delivery; doubles each time",
+              .min = 1,
+              .max = 86'400});
+  s.add(Field{.key = "notify.retry_max_s",
+              .type = Type::integer,
+              .default_value = "3600",
+              .help = "Longest wait between retries",
+              .min = 1,
+              .max = 86'400});
+  s.add(Field{.key = "notify.give_up_s",
+              .type = Type::integer,
+              .default_value = "86400",
+              .help = "A notification still failing this long after it was made is given up",
+              .min = 1,
+              .max = 30 * 86'400});
+  s.add(Field{.key = "notify.allow_private_addresses",
+              .type = Type::boolean,
+              .default_value = "false",
+              .help = "Let webhooks and ntfy post to loopback and private addresses (Home "
+                      "Assistant or ntfy on your LAN); off, account owners cannot reach your "
+                      "internal network through dagd"});
   s.add(Field{.key = "api.jwt_secret",
               .default_value = "",
               .help = "Signs login tokens (REST API); `dagctl init` writes a random one. Empty: "
@@ -152,6 +201,26 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
   s.timer_lease_s = static_cast<int>(cfg.integer("timers.lease_s"));
   s.timer_poll_ms = static_cast<int>(cfg.integer("timers.poll_ms"));
   s.jwt_secret = cfg.has("api.jwt_secret") ? cfg.str("api.jwt_secret") : "";
+  s.public_url = cfg.str("api.public_url");
+  while (!s.public_url.empty() && s.public_url.back() == '/') s.public_url.pop_back();
+  if (!s.public_url.starts_with("http://") && !s.public_url.starts_with("https://")) {
+    return fail(Errc::config, "api.public_url must start with http:// or https://");
+  }
+  auto text = [&](const char* key) { return cfg.has(key) ? cfg.str(key) : std::string(); };
+  s.smtp_url = text("smtp.url");
+  if (!s.smtp_url.empty() && !s.smtp_url.starts_with("smtp://") &&
+      !s.smtp_url.starts_with("smtps://")) {
+    return fail(Errc::config, "smtp.url must start with smtp:// or smtps://");
+  }
+  s.smtp_from = text("smtp.from");
+  s.smtp_username = text("smtp.username");
+  s.smtp_password = text("smtp.password");
+  s.smtp_starttls = cfg.str("smtp.starttls");
+  s.coalesce_window_ms = cfg.integer("notify.coalesce_window_ms");
+  s.retry_initial_s = cfg.integer("notify.retry_initial_s");
+  s.retry_max_s = cfg.integer("notify.retry_max_s");
+  s.give_up_s = cfg.integer("notify.give_up_s");
+  s.allow_private_addresses = cfg.boolean("notify.allow_private_addresses");
   s.log_level = cfg.str("log.level");
   return s;
 }

@@ -89,12 +89,16 @@ void Ingest::run() {
         return;
       }
     }
+    const auto intents_before = metrics_.intents.load(std::memory_order_relaxed);
     if (!batch.empty()) {
       publish(service_.process(batch));
       batch.clear();
     }
     if (auto hint = service_.take_scheduled_hint()) next_timer_ms = std::min(next_timer_ms, *hint);
     if (clock_.unix_ms() >= next_timer_ms) next_timer_ms = run_timers();
+    if (options_.on_intents && metrics_.intents.load(std::memory_order_relaxed) != intents_before) {
+      options_.on_intents();
+    }
   }
 }
 

@@ -91,9 +91,25 @@ StoreResult<void> apply_decision(store::Transaction& tx, const std::string& devi
     }
     ++pass.events;
   }
-  for (const auto& intent : d.intents) {
-    if (auto r = tx.enqueue_intent(intent); !r) return Unexpected<store::StoreError>{r.error()};
-    ++pass.intents;
+  if (!d.intents.empty()) {
+    // One row per verified target, so that each is delivered and retried on its own; a row
+    // without a target when nobody verified is there to tell (the history of it stays).
+    auto targets = tx.list_targets(d.intents.front().account_id);
+    if (!targets) return Unexpected<store::StoreError>{targets.error()};
+    for (const auto& intent : d.intents) {
+      bool any = false;
+      for (const auto& t : *targets) {
+        if (!t.verified) continue;
+        auto row = intent;
+        row.target_id = t.id;
+        if (auto r = tx.enqueue_intent(row); !r) return Unexpected<store::StoreError>{r.error()};
+        any = true;
+      }
+      if (!any) {
+        if (auto r = tx.enqueue_intent(intent); !r) return Unexpected<store::StoreError>{r.error()};
+      }
+      ++pass.intents;
+    }
   }
   for (const auto& change : d.timers) {
     if (change.op == rules::TimerChange::Op::schedule) {

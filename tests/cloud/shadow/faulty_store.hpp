@@ -43,6 +43,22 @@ class FaultyTransaction final : public store::Transaction {
   }
   R<void> set_target_verified(S id, bool v) override { return in_->set_target_verified(id, v); }
   R<void> remove_target(S id) override { return in_->remove_target(id); }
+  R<void> record_delivery(S id, bool ok, S error, std::int64_t now) override {
+    return in_->record_delivery(id, ok, error, now);
+  }
+  R<std::vector<store::NotificationTarget>> targets_needing_verification(std::int64_t now,
+                                                                         int limit) override {
+    return in_->targets_needing_verification(now, limit);
+  }
+  R<void> create_verification(S id, S hash, std::int64_t now, std::int64_t expires) override {
+    return in_->create_verification(id, hash, now, expires);
+  }
+  R<bool> request_verification(S id, std::int64_t now, std::int64_t min_interval) override {
+    return in_->request_verification(id, now, min_interval);
+  }
+  R<std::string> consume_verification(S hash, std::int64_t now) override {
+    return in_->consume_verification(hash, now);
+  }
   R<store::Device> create_device(const store::NewDevice& d) override {
     return in_->create_device(d);
   }
@@ -89,6 +105,9 @@ class FaultyTransaction final : public store::Transaction {
   R<void> mark_intent_failed(std::int64_t id, S reason, std::optional<std::int64_t> retry,
                              std::int64_t now) override {
     return in_->mark_intent_failed(id, reason, retry, now);
+  }
+  R<void> defer_intent(std::int64_t id, std::int64_t until) override {
+    return in_->defer_intent(id, until);
   }
   R<std::int64_t> count_pending_intents() override { return in_->count_pending_intents(); }
   R<void> add_certificate(const store::DeviceCertificate& c) override {

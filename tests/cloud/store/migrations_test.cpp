@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "dag/protocol/shadow.hpp"
@@ -53,17 +54,38 @@ class Raw {
 
 using MigrationsTest = StoreTest;
 
+std::vector<std::string> every_migration() {
+  return {"1_initial", "2_provisioning", "3_notifications"};
+}
+
+/// Takes migration 3 back out of a database, as a build that knew only 1 and 2 left it
+/// (the values of its columns are lost, as they never existed there).
+constexpr const char* kUndoMigration3 =
+    "DROP TABLE verifications; DROP INDEX outbox_by_target;"
+    "DROP INDEX targets_needing_verification;"
+    "ALTER TABLE outbox DROP COLUMN target_id;"
+    "ALTER TABLE notification_targets DROP COLUMN failure_count;"
+    "ALTER TABLE notification_targets DROP COLUMN last_error;"
+    "ALTER TABLE notification_targets DROP COLUMN last_error_at_ms;"
+    "ALTER TABLE notification_targets DROP COLUMN last_success_at_ms;"
+    "ALTER TABLE notification_targets DROP COLUMN body_template;"
+    "ALTER TABLE notification_targets DROP COLUMN content_type;"
+    "ALTER TABLE notification_targets DROP COLUMN verification_sent_at_ms;"
+    "ALTER TABLE notification_targets DROP COLUMN verification_requested;"
+    "DELETE FROM schema_migrations WHERE version > 2;";
+
 TEST_F(MigrationsTest, ANewDatabaseGetsEveryMigrationRecordedOnceInWalMode) {
   Raw raw{path_};
   EXPECT_EQ(raw.column("SELECT version || '_' || name FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1_initial", "2_provisioning"}));
+            every_migration());
   EXPECT_EQ(raw.column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
   const auto tables = raw.column(
       "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
       "ORDER BY name");
-  EXPECT_EQ(tables, (std::vector<std::string>{"accounts", "certificates", "config_entries",
-                                              "devices", "events", "notification_targets", "outbox",
-                                              "schema_migrations", "shadows", "timers"}));
+  EXPECT_EQ(tables,
+            (std::vector<std::string>{"accounts", "certificates", "config_entries", "devices",
+                                      "events", "notification_targets", "outbox",
+                                      "schema_migrations", "shadows", "timers", "verifications"}));
 }
 
 TEST_F(MigrationsTest, ReopeningAppliesNothingAgain) {
@@ -89,7 +111,7 @@ TEST_F(MigrationsTest, ADatabaseFromANewerProgramIsRefusedAndLeftAlone) {
   {
     Raw raw{path_};
     raw.exec(
-        "INSERT INTO schema_migrations VALUES (3, 'from_the_future', 'abc', 0);"
+        "INSERT INTO schema_migrations VALUES (4, 'from_the_future', 'abc', 0);"
         "CREATE TABLE future_things (x INTEGER);");
   }
   auto refused = open_sqlite(path_);
@@ -97,7 +119,7 @@ TEST_F(MigrationsTest, ADatabaseFromANewerProgramIsRefusedAndLeftAlone) {
   EXPECT_EQ(refused.error().code, StoreErrc::incompatible);
   EXPECT_NE(refused.error().message.find("newer"), std::string::npos) << refused.error().message;
   Raw raw{path_};
-  EXPECT_EQ(raw.column("SELECT count(*) FROM schema_migrations"), std::vector<std::string>{"3"});
+  EXPECT_EQ(raw.column("SELECT count(*) FROM schema_migrations"), std::vector<std::string>{"4"});
 }
 
 TEST_F(MigrationsTest, AMigrationChangedAfterItWasAppliedIsRefused) {
@@ -117,6 +139,7 @@ TEST_F(MigrationsTest, ADatabaseOfAnOlderProgramIsUpgradedWithItsDataKept) {
   {
     // What a build that knew only migration 1 left behind.
     Raw raw{path_};
+    raw.exec(kUndoMigration3);
     raw.exec(
         "DROP TABLE certificates; DROP TABLE config_entries;"
         "DELETE FROM schema_migrations WHERE version > 1;");
@@ -125,13 +148,62 @@ TEST_F(MigrationsTest, ADatabaseOfAnOlderProgramIsUpgradedWithItsDataKept) {
   {
     Raw raw{path_};
     EXPECT_EQ(raw.column("SELECT version || '_' || name FROM schema_migrations ORDER BY version"),
-              (std::vector<std::string>{"1_initial", "2_provisioning"}));
+              every_migration());
   }
   auto tx = begin();
   EXPECT_EQ(must(tx->get_device(device.id)), device);
   must(tx->add_certificate(DeviceCertificate{"AB", device.id, kT0, kT0 + 1, std::nullopt}));
   must(tx->set_config_entry(ConfigEntry{ConfigScope::device, device.id, "k", "1", kT0}));
   must(tx->delete_device(device.id));
+  must(tx->commit());
+}
+
+TEST_F(MigrationsTest, TargetsAndIntentsOfAnOlderProgramGetTheNotificationColumns) {
+  const Device device = seed();
+  std::int64_t intent_id = 0;
+  {
+    auto tx = begin();
+    std::int64_t created = kT0;
+    for (auto [kind, address, verified] :
+         {std::tuple{TargetKind::email, "new@example.org", false},
+          std::tuple{TargetKind::email, "old@example.org", true},
+          std::tuple{TargetKind::webhook, "https://example.org/h", false},
+          std::tuple{TargetKind::ntfy, "https://ntfy.sh/dag", true}}) {
+      must(tx->add_target(
+          NewTarget{device.account_id, kind, address, verified, std::nullopt, ++created}));
+    }
+    intent_id = must(
+        tx->enqueue_intent(Intent{device.account_id, device.id, device.name, Transition::power_lost,
+                                  protocol::UserState::off, kT0, kT0, "{}"}));
+    must(tx->commit());
+  }
+  store_.reset();
+  {
+    Raw raw{path_};
+    raw.exec(kUndoMigration3);
+  }
+  store_ = open();
+  auto tx = begin();
+  const auto targets = must(tx->list_targets(device.account_id));
+  ASSERT_EQ(targets.size(), 4U);
+  // Only the unverified e-mail target waits for a verification mail.
+  EXPECT_TRUE(targets[0].verification_requested);
+  EXPECT_FALSE(targets[1].verification_requested);
+  EXPECT_FALSE(targets[2].verification_requested);
+  EXPECT_FALSE(targets[3].verification_requested);
+  for (const NotificationTarget& t : targets) {
+    EXPECT_EQ(t.failure_count, 0);
+    EXPECT_EQ(t.last_error, std::nullopt);
+    EXPECT_EQ(t.body_template, std::nullopt);
+    EXPECT_EQ(t.verification_sent_at_ms, std::nullopt);
+  }
+  EXPECT_EQ(must(tx->targets_needing_verification(kT0 + 10, 10)).at(0).id, targets[0].id);
+  const StoredIntent stored = must(tx->get_intent(intent_id));
+  EXPECT_EQ(stored.status, IntentStatus::pending);
+  EXPECT_EQ(stored.intent.target_id, std::nullopt);
+  // Removing a target of the old rows works with the new foreign key in place.
+  must(tx->remove_target(targets[1].id));
+  EXPECT_EQ(must(tx->get_intent(intent_id)).status, IntentStatus::pending);
   must(tx->commit());
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cassert>
 #include <condition_variable>
+#include <cstdint>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -34,6 +35,9 @@ constexpr std::size_t kMaxUsername = 128;
 constexpr std::size_t kMaxPasswordHash = 512;
 constexpr std::size_t kMaxAddress = 512;
 constexpr std::size_t kMaxSecret = 512;
+constexpr std::size_t kMaxBodyTemplate = 4096;
+constexpr std::size_t kMaxContentType = 128;
+constexpr std::size_t kTokenHashSize = 64;  // SHA-256 in hex
 constexpr std::size_t kMaxName = 128;
 constexpr std::size_t kMaxTimeZone = 64;
 constexpr std::size_t kMaxMarker = 256;
@@ -77,6 +81,59 @@ std::optional<StoreError> check_settings(const AccountSettings& s) {
     return out_of_range("low_battery_percent", s.low_battery_percent, 100);
   }
   return check_length(op, "time_zone", s.time_zone, 1, kMaxTimeZone);
+}
+
+/// `text` cut to at most `max` bytes, at a UTF-8 character boundary: a cut through a
+/// character would leave text that a JSON encoder refuses. (Cuts at most 3 bytes more,
+/// the continuation bytes of one character, whatever the text holds.)
+std::string_view truncate_utf8(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return text;
+  std::size_t cut = max;
+  for (int i = 0; i < 3 && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U;
+       ++i) {
+    --cut;
+  }
+  return text.substr(0, cut);
+}
+
+/// invalid_argument unless the webhook-only fields of a new target are acceptable.
+std::optional<StoreError> check_target_format(std::string_view op, const NewTarget& target) {
+  if (!target.body_template && !target.content_type) return std::nullopt;
+  if (target.kind != TargetKind::webhook) {
+    return StoreError{StoreErrc::invalid_argument,
+                      std::string{op} + ": body_template and content_type are for webhooks only"};
+  }
+  if (target.body_template) {
+    if (auto bad = check_length(op, "body_template", *target.body_template, 0, kMaxBodyTemplate)) {
+      return bad;
+    }
+  }
+  if (target.content_type) {
+    const std::string_view type = *target.content_type;
+    if (auto bad = check_length(op, "content_type", type, 1, kMaxContentType)) return bad;
+    // It becomes a header line: no CR/LF (or other control characters) may split it.
+    const bool control = std::any_of(type.begin(), type.end(), [](char c) {
+      const auto byte = static_cast<unsigned char>(c);
+      return byte < 0x20 || byte == 0x7f;
+    });
+    if (control) {
+      return StoreError{StoreErrc::invalid_argument,
+                        std::string{op} + ": content_type must not hold control characters"};
+    }
+  }
+  return std::nullopt;
+}
+
+/// invalid_argument unless `hash` is a SHA-256 in lower-case hex (one token must not be
+/// stored twice in two spellings).
+std::optional<StoreError> check_token_hash(std::string_view op, std::string_view hash) {
+  const bool hex =
+      hash.size() == kTokenHashSize && std::all_of(hash.begin(), hash.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      });
+  if (hex) return std::nullopt;
+  return StoreError{StoreErrc::invalid_argument,
+                    std::string{op} + ": token_hash must be 64 lower-case hex digits"};
 }
 
 /// invalid_argument unless `serial` is 1..64 upper-case hex digits (dag::pki's spelling:
@@ -182,7 +239,10 @@ class RowReader {
   "id, username, password_hash, created_at_ms, power_off_grace_s, disconnect_grace_s, " \
   "low_battery_percent, time_zone, notify_power_lost, notify_power_back, "              \
   "notify_contact_lost, notify_dag_back, notify_battery_low"
-#define DAG_TARGET_COLUMNS "id, account_id, kind, address, verified, secret, created_at_ms"
+#define DAG_TARGET_COLUMNS                                                          \
+  "id, account_id, kind, address, verified, secret, created_at_ms, body_template, " \
+  "content_type, failure_count, last_error, last_error_at_ms, last_success_at_ms, " \
+  "verification_requested, verification_sent_at_ms"
 #define DAG_DEVICE_COLUMNS                                                                \
   "id, account_id, name, provisioned_at_ms, revoked, power, power_since_ms, last_seq, "   \
   "connection, connection_since_ms, last_seen_ms, user_state, battery, presence_marker, " \
@@ -193,7 +253,7 @@ class RowReader {
 #define DAG_INTENT_COLUMNS                                                           \
   "id, account_id, device_id, device_name, transition, user_state, observed_at_ms, " \
   "created_at_ms, payload, status, attempts, next_attempt_at_ms, claimed_by, "       \
-  "claimed_until_ms, last_error, finished_at_ms"
+  "claimed_until_ms, last_error, finished_at_ms, target_id"
 #define DAG_CERTIFICATE_COLUMNS "serial_hex, device_id, issued_at_ms, not_after_ms, revoked_at_ms"
 #define DAG_CONFIG_COLUMNS "scope, scope_id, key, value, updated_at_ms"
 
@@ -214,13 +274,47 @@ constexpr const char* kUpdatePasswordHash = "UPDATE accounts SET password_hash =
 
 constexpr const char* kInsertTarget =
     "INSERT INTO notification_targets (id, account_id, kind, address, verified, secret, "
-    "created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING " DAG_TARGET_COLUMNS;
+    "created_at_ms, body_template, content_type, verification_requested) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING " DAG_TARGET_COLUMNS;
 constexpr const char* kSelectTargets = "SELECT " DAG_TARGET_COLUMNS
                                        " FROM notification_targets WHERE account_id = ?1 "
                                        "ORDER BY created_at_ms, id";
 constexpr const char* kUpdateTargetVerified =
-    "UPDATE notification_targets SET verified = ?2 WHERE id = ?1";
+    "UPDATE notification_targets SET verified = ?2, "
+    "verification_requested = CASE WHEN ?2 THEN 0 ELSE verification_requested END WHERE id = ?1";
+// ON DELETE CASCADE takes the target's intents and verification tokens along.
 constexpr const char* kDeleteTarget = "DELETE FROM notification_targets WHERE id = ?1";
+constexpr const char* kRecordDeliveryOk =
+    "UPDATE notification_targets SET failure_count = 0, last_success_at_ms = ?2 WHERE id = ?1";
+constexpr const char* kRecordDeliveryFailed =
+    "UPDATE notification_targets SET failure_count = failure_count + 1, last_error = ?3, "
+    "last_error_at_ms = ?2 WHERE id = ?1";
+
+// The terms of the partial index targets_needing_verification, spelled as in it.
+constexpr const char* kSelectTargetsNeedingVerification =
+    "SELECT " DAG_TARGET_COLUMNS
+    " FROM notification_targets WHERE kind = 'email' AND verified = 0 "
+    "AND verification_requested = 1 AND created_at_ms <= ?1 ORDER BY created_at_ms, id LIMIT ?2";
+constexpr const char* kInsertVerification =
+    "INSERT INTO verifications (token_hash, target_id, created_at_ms, expires_at_ms) "
+    "VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kUpdateVerificationSent =
+    "UPDATE notification_targets SET verification_sent_at_ms = ?2, verification_requested = 0 "
+    "WHERE id = ?1";
+constexpr const char* kDeleteStaleVerifications =
+    "DELETE FROM verifications WHERE target_id = ?1 AND token_hash <> ?2 "
+    "AND (used_at_ms IS NOT NULL OR expires_at_ms <= ?3)";
+constexpr const char* kSelectVerificationState =
+    "SELECT kind, verified, verification_sent_at_ms FROM notification_targets WHERE id = ?1";
+constexpr const char* kUpdateVerificationRequested =
+    "UPDATE notification_targets SET verification_requested = 1 WHERE id = ?1";
+constexpr const char* kUseVerification =
+    "UPDATE verifications SET used_at_ms = ?2 "
+    "WHERE token_hash = ?1 AND used_at_ms IS NULL AND expires_at_ms > ?2 RETURNING target_id";
+constexpr const char* kUseTargetVerifications =
+    "UPDATE verifications SET used_at_ms = ?2 WHERE target_id = ?1 AND used_at_ms IS NULL";
+constexpr const char* kVerifyTarget =
+    "UPDATE notification_targets SET verified = 1, verification_requested = 0 WHERE id = ?1";
 
 constexpr const char* kInsertDevice =
     "INSERT INTO devices (id, account_id, name, provisioned_at_ms) VALUES (?1, ?2, ?3, ?4) "
@@ -283,10 +377,13 @@ constexpr const char* kNextTimerDue =
     "SELECT min(CASE WHEN claimed_until_ms > due_at_ms THEN claimed_until_ms "
     "ELSE due_at_ms END) FROM timers";
 
+// The foreign key finds an unknown target; the WHERE also refuses (inserts nothing) a
+// target of another account, whose owner must never be sent this account's news.
 constexpr const char* kInsertIntent =
     "INSERT INTO outbox (account_id, device_id, device_name, transition, user_state, "
-    "observed_at_ms, created_at_ms, payload, next_attempt_at_ms) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)";
+    "observed_at_ms, created_at_ms, payload, next_attempt_at_ms, target_id) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9 WHERE ?9 IS NULL OR EXISTS ("
+    "SELECT 1 FROM notification_targets WHERE id = ?9 AND account_id = ?1)";
 constexpr const char* kClaimIntents =
     "UPDATE outbox SET claimed_by = ?3, claimed_until_ms = ?4, attempts = attempts + 1 "
     "WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at_ms <= ?1 "
@@ -303,6 +400,11 @@ constexpr const char* kUpdateIntentRetry =
 constexpr const char* kUpdateIntentFailed =
     "UPDATE outbox SET status = 'failed', finished_at_ms = ?2, last_error = ?3, "
     "claimed_until_ms = NULL WHERE id = ?1";
+// Unclaimed again; a claim since the last release gives its attempt back.
+constexpr const char* kDeferIntent =
+    "UPDATE outbox SET next_attempt_at_ms = ?2, "
+    "attempts = CASE WHEN claimed_by IS NULL THEN attempts ELSE max(attempts - 1, 0) END, "
+    "claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1";
 constexpr const char* kCountPendingIntents = "SELECT count(*) FROM outbox WHERE status = 'pending'";
 
 constexpr const char* kInsertCertificate =
@@ -370,6 +472,14 @@ StoreResult<NotificationTarget> read_target(const Statement& st) {
   t.verified = row.boolean(4);
   t.secret = row.opt_text(5);
   t.created_at_ms = row.integer(6);
+  t.body_template = row.opt_text(7);
+  t.content_type = row.opt_text(8);
+  t.failure_count = static_cast<int>(row.integer(9));
+  t.last_error = row.opt_text(10);
+  t.last_error_at_ms = row.opt_integer(11);
+  t.last_success_at_ms = row.opt_integer(12);
+  t.verification_requested = row.boolean(13);
+  t.verification_sent_at_ms = row.opt_integer(14);
   return row.finish(std::move(t));
 }
 
@@ -445,6 +555,7 @@ StoreResult<StoredIntent> read_intent(const Statement& st) {
   s.claimed_until_ms = row.opt_integer(13);
   s.last_error = row.opt_text(14);
   s.finished_at_ms = row.opt_integer(15);
+  i.target_id = row.opt_text(16);
   return row.finish(std::move(s));
 }
 
@@ -623,6 +734,17 @@ class SqliteTransaction final : public Transaction {
   StoreResult<std::vector<NotificationTarget>> list_targets(std::string_view account_id) override;
   StoreResult<void> set_target_verified(std::string_view target_id, bool verified) override;
   StoreResult<void> remove_target(std::string_view target_id) override;
+  StoreResult<void> record_delivery(std::string_view target_id, bool ok, std::string_view error,
+                                    std::int64_t now_ms) override;
+  // e-mail verification
+  StoreResult<std::vector<NotificationTarget>> targets_needing_verification(std::int64_t now_ms,
+                                                                            int limit) override;
+  StoreResult<void> create_verification(std::string_view target_id, std::string_view token_hash,
+                                        std::int64_t now_ms, std::int64_t expires_at_ms) override;
+  StoreResult<bool> request_verification(std::string_view target_id, std::int64_t now_ms,
+                                         std::int64_t min_interval_ms) override;
+  StoreResult<std::string> consume_verification(std::string_view token_hash,
+                                                std::int64_t now_ms) override;
   // devices
   StoreResult<Device> create_device(const NewDevice& device) override;
   StoreResult<Device> get_device(std::string_view device_id) override;
@@ -660,6 +782,7 @@ class SqliteTransaction final : public Transaction {
   StoreResult<void> mark_intent_failed(std::int64_t intent_id, std::string_view reason,
                                        std::optional<std::int64_t> retry_at_ms,
                                        std::int64_t now_ms) override;
+  StoreResult<void> defer_intent(std::int64_t intent_id, std::int64_t until_ms) override;
   StoreResult<std::int64_t> count_pending_intents() override;
   // certificates
   StoreResult<void> add_certificate(const DeviceCertificate& cert) override;
@@ -902,6 +1025,7 @@ StoreResult<NotificationTarget> SqliteTransaction::add_target(const NewTarget& t
         return Unexpected<StoreError>{std::move(*bad)};
       }
     }
+    if (auto bad = check_target_format(op, target)) return Unexpected<StoreError>{std::move(*bad)};
     auto id = new_id(op);
     if (!id) return Unexpected<StoreError>{std::move(id).error()};
     auto st = conn().statement(kInsertTarget);
@@ -911,7 +1035,10 @@ StoreResult<NotificationTarget> SqliteTransaction::add_target(const NewTarget& t
         .bind_text(4, target.address)
         .bind_bool(5, target.verified)
         .bind_opt_text(6, target.secret)
-        .bind_int(7, target.created_at_ms);
+        .bind_int(7, target.created_at_ms)
+        .bind_opt_text(8, target.body_template)
+        .bind_opt_text(9, target.content_type)
+        .bind_bool(10, target.kind == TargetKind::email && !target.verified);
     return read_one(st, "add_target (the account must exist; kind and address must be new)",
                     read_target, "add_target: no row returned");
   });
@@ -943,6 +1070,132 @@ StoreResult<void> SqliteTransaction::remove_target(std::string_view target_id) {
     st.bind_text(1, target_id);
     return run_on_one(conn(), st, "remove_target",
                       "remove_target: no target " + std::string{target_id});
+  });
+}
+
+StoreResult<void> SqliteTransaction::record_delivery(std::string_view target_id, bool ok,
+                                                     std::string_view error, std::int64_t now_ms) {
+  constexpr std::string_view op = "record_delivery";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    auto st = conn().statement(ok ? kRecordDeliveryOk : kRecordDeliveryFailed);
+    st.bind_text(1, target_id).bind_int(2, now_ms);
+    if (!ok) st.bind_text(3, truncate_utf8(error, kMaxReason));
+    return run_on_one(conn(), st, op, "record_delivery: no target " + std::string{target_id});
+  });
+}
+
+// ---- e-mail verification ----------------------------------------------------------------
+
+StoreResult<std::vector<NotificationTarget>> SqliteTransaction::targets_needing_verification(
+    std::int64_t now_ms, int limit) {
+  constexpr std::string_view op = "targets_needing_verification";
+  return guarded(Access::read, op, [&]() -> StoreResult<std::vector<NotificationTarget>> {
+    if (limit < 1 || limit > kMaxLimit) return invalid(op, "limit must be 1..1000");
+    auto st = conn().statement(kSelectTargetsNeedingVerification);
+    st.bind_int(1, now_ms).bind_int(2, limit);
+    return read_all(st, op, read_target);
+  });
+}
+
+StoreResult<void> SqliteTransaction::create_verification(std::string_view target_id,
+                                                         std::string_view token_hash,
+                                                         std::int64_t now_ms,
+                                                         std::int64_t expires_at_ms) {
+  constexpr std::string_view op = "create_verification";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    if (auto bad = check_token_hash(op, token_hash)) return Unexpected<StoreError>{std::move(*bad)};
+    if (expires_at_ms <= now_ms) return invalid(op, "expires_at_ms must be after now_ms");
+    // The insert first: when it is refused, nothing has been written.
+    {
+      auto st = conn().statement(kInsertVerification);
+      st.bind_text(1, token_hash)
+          .bind_text(2, target_id)
+          .bind_int(3, now_ms)
+          .bind_int(4, expires_at_ms);
+      auto ran = st.run("create_verification (the target must exist)");
+      if (!ran) {
+        if (ran.error().code == StoreErrc::conflict) {
+          return fail(StoreErrc::conflict, "create_verification: the token hash exists already");
+        }
+        return ran;
+      }
+    }
+    {
+      auto st = conn().statement(kUpdateVerificationSent);
+      st.bind_text(1, target_id).bind_int(2, now_ms);
+      if (auto ran = st.run(op); !ran) return ran;
+    }
+    auto st = conn().statement(kDeleteStaleVerifications);
+    st.bind_text(1, target_id).bind_text(2, token_hash).bind_int(3, now_ms);
+    return st.run(op);
+  });
+}
+
+StoreResult<bool> SqliteTransaction::request_verification(std::string_view target_id,
+                                                          std::int64_t now_ms,
+                                                          std::int64_t min_interval_ms) {
+  constexpr std::string_view op = "request_verification";
+  return guarded(Access::write, op, [&]() -> StoreResult<bool> {
+    if (min_interval_ms < 0) return invalid(op, "min_interval_ms must be >= 0");
+    struct State {
+      TargetKind kind;
+      bool verified;
+      std::optional<std::int64_t> sent_at_ms;
+    };
+    auto st = conn().statement(kSelectVerificationState);
+    st.bind_text(1, target_id);
+    auto state = read_one(
+        st, op,
+        [](const Statement& s) -> StoreResult<State> {
+          RowReader row{s, "notification_targets"};
+          State out{row.enumeration(0, parse_target_kind, TargetKind::email), row.boolean(1),
+                    row.opt_integer(2)};
+          return row.finish(out);
+        },
+        "request_verification: no target " + std::string{target_id});
+    if (!state) return Unexpected<StoreError>{std::move(state).error()};
+    if (state->kind != TargetKind::email) return invalid(op, "not an e-mail target");
+    if (state->verified) return false;
+    if (state->sent_at_ms) {
+      // A mail stamped after now_ms (a clock step back) counts as just sent. The difference
+      // is taken unsigned: it cannot overflow.
+      const std::int64_t sent = *state->sent_at_ms;
+      if (now_ms < sent || static_cast<std::uint64_t>(now_ms) - static_cast<std::uint64_t>(sent) <
+                               static_cast<std::uint64_t>(min_interval_ms)) {
+        return false;
+      }
+    }
+    auto update = conn().statement(kUpdateVerificationRequested);
+    update.bind_text(1, target_id);
+    if (auto ran = update.run(op); !ran) return Unexpected<StoreError>{std::move(ran).error()};
+    return true;
+  });
+}
+
+StoreResult<std::string> SqliteTransaction::consume_verification(std::string_view token_hash,
+                                                                 std::int64_t now_ms) {
+  constexpr std::string_view op = "consume_verification";
+  return guarded(Access::write, op, [&]() -> StoreResult<std::string> {
+    std::string target_id;
+    {
+      auto st = conn().statement(kUseVerification);
+      st.bind_text(1, token_hash).bind_int(2, now_ms);
+      // One message for unknown, used and expired tokens; the token is not in it (logs).
+      auto used = read_one(
+          st, op, [](const Statement& s) -> StoreResult<std::string> { return s.column_text(0); },
+          "consume_verification: no valid token");
+      if (!used) return Unexpected<StoreError>{std::move(used).error()};
+      target_id = std::move(used).value();
+    }
+    {
+      auto st = conn().statement(kUseTargetVerifications);
+      st.bind_text(1, target_id).bind_int(2, now_ms);
+      if (auto ran = st.run(op); !ran) return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    auto st = conn().statement(kVerifyTarget);
+    st.bind_text(1, target_id);
+    if (auto ran = st.run(op); !ran) return Unexpected<StoreError>{std::move(ran).error()};
+    return target_id;
   });
 }
 
@@ -1291,11 +1544,16 @@ StoreResult<std::int64_t> SqliteTransaction::enqueue_intent(const Intent& intent
         .bind_text(5, protocol::to_string(intent.user_state))
         .bind_int(6, intent.observed_at_ms)
         .bind_int(7, intent.created_at_ms)
-        .bind_text(8, intent.payload);
-    if (auto ran = st.run("enqueue_intent (account and device must exist, the payload be a "
-                          "JSON object)");
+        .bind_text(8, intent.payload)
+        .bind_opt_text(9, intent.target_id);
+    if (auto ran = st.run("enqueue_intent (account, device and target must exist, the payload "
+                          "be a JSON object)");
         !ran) {
       return Unexpected<StoreError>{std::move(ran).error()};
+    }
+    if (conn().changes() == 0) {
+      return fail(StoreErrc::not_found, "enqueue_intent: account " + intent.account_id +
+                                            " has no target " + intent.target_id.value_or(""));
     }
     return conn().last_insert_id();
   });
@@ -1375,9 +1633,24 @@ StoreResult<void> SqliteTransaction::mark_intent_failed(std::int64_t intent_id,
       return fail(StoreErrc::conflict, "mark_intent_failed: intent " + std::to_string(intent_id) +
                                            " is " + std::string{to_string(*status)} + " already");
     }
-    const std::string_view kept = reason.substr(0, kMaxReason);
+    const std::string_view kept = truncate_utf8(reason, kMaxReason);
     auto st = conn().statement(retry_at_ms ? kUpdateIntentRetry : kUpdateIntentFailed);
     st.bind_int(1, intent_id).bind_int(2, retry_at_ms.value_or(now_ms)).bind_text(3, kept);
+    return st.run(op);
+  });
+}
+
+StoreResult<void> SqliteTransaction::defer_intent(std::int64_t intent_id, std::int64_t until_ms) {
+  constexpr std::string_view op = "defer_intent";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    auto status = intent_status(conn(), intent_id, op);
+    if (!status) return Unexpected<StoreError>{std::move(status).error()};
+    if (*status != IntentStatus::pending) {
+      return fail(StoreErrc::conflict, "defer_intent: intent " + std::to_string(intent_id) +
+                                           " is " + std::string{to_string(*status)} + " already");
+    }
+    auto st = conn().statement(kDeferIntent);
+    st.bind_int(1, intent_id).bind_int(2, until_ms);
     return st.run(op);
   });
 }

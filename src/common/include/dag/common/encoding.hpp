@@ -21,6 +21,13 @@ std::string base64_encode(std::string_view text);
 /// Errors: Errc::parse for any other character or a truncated final group.
 Result<std::string> base64_decode(std::string_view text);
 
+/// Lower-case hex of the SHA-256 of `data` (libsodium). Stored instead of secrets that are
+/// only ever compared (one-time tokens).
+std::string sha256_hex(std::string_view data);
+
+/// URL-safe base64 (RFC 4648 §5) without padding: tokens in links.
+std::string base64url_encode(std::string_view bytes);
+
 /// `n` bytes from OpenSSL's CSPRNG (secrets, tokens, salts).
 /// Errors: Errc::crypto when the RNG fails.
 Result<std::string> random_bytes(std::size_t n);

@@ -21,4 +21,12 @@ std::optional<std::string> email_error(std::string_view address);
 /// 1..max_chars characters (code points), no control characters, not only spaces.
 std::optional<std::string> display_name_error(std::string_view name, std::size_t max_chars);
 
+/// nullopt when `url` is fit as a webhook or ntfy address, else the reason: an absolute
+/// http:// or https:// URL (scheme case-insensitive) with a host (a name of letters,
+/// digits, '-', '_' and '.', an IPv4 address or a bracketed IPv6 address) and an optional
+/// port 1..65535; no user name or password in it (secrets go in the target's secret); at
+/// most 512 bytes of printable ASCII (no spaces or control characters; international
+/// domain names in their xn-- form).
+std::optional<std::string> url_error(std::string_view url);
+
 }  // namespace dag::validate

@@ -39,6 +39,18 @@ struct DagdSettings {
   int timer_poll_ms{5000};
 
   std::string jwt_secret;  ///< for the REST API's tokens; empty: random per start
+  std::string public_url;  ///< no trailing slash
+
+  std::string smtp_url;  ///< empty: no e-mail channel
+  std::string smtp_from;
+  std::string smtp_username;
+  std::string smtp_password;
+  std::string smtp_starttls{"opportunistic"};
+  std::int64_t coalesce_window_ms{5000};
+  std::int64_t retry_initial_s{30};
+  std::int64_t retry_max_s{3600};
+  std::int64_t give_up_s{86'400};
+  bool allow_private_addresses{false};
 
   std::string log_level{"info"};
 };

@@ -82,8 +82,14 @@ struct NewTarget {
   TargetKind kind{TargetKind::email};
   std::string address{};  ///< 1..512 bytes
   bool verified{false};
-  std::optional<std::string> secret{};
+  std::optional<std::string> secret{};  ///< up to 512 bytes
   std::int64_t created_at_ms{0};
+  /// Webhooks only: the body to send instead of dagd's JSON document (an SMS gateway
+  /// wants its own format); up to 4096 bytes. nullopt: the JSON document.
+  std::optional<std::string> body_template{};
+  /// Webhooks only: the Content-Type of body_template; 1..128 bytes, no control
+  /// characters. nullopt: the channel's default.
+  std::optional<std::string> content_type{};
 };
 
 struct NotificationTarget {
@@ -94,6 +100,21 @@ struct NotificationTarget {
   bool verified{false};  ///< only verified targets receive alerts
   std::optional<std::string> secret{};
   std::int64_t created_at_ms{0};
+  std::optional<std::string> body_template{};  ///< webhooks only, see NewTarget
+  std::optional<std::string> content_type{};   ///< webhooks only, see NewTarget
+
+  // Health, shown to the account (record_delivery).
+  int failure_count{0};                     ///< failed deliveries since the last success
+  std::optional<std::string> last_error{};  ///< reason of the last failed delivery
+  std::optional<std::int64_t> last_error_at_ms{};
+  std::optional<std::int64_t> last_success_at_ms{};
+
+  // E-mail verification (create_verification, request_verification).
+  /// A verification mail is wanted: set for a new unverified e-mail target and by
+  /// request_verification, cleared when a mail is sent (create_verification) or the
+  /// target is verified.
+  bool verification_requested{false};
+  std::optional<std::int64_t> verification_sent_at_ms{};  ///< the last verification mail
 
   bool operator==(const NotificationTarget&) const = default;
 };
@@ -269,6 +290,10 @@ struct Intent {
   std::int64_t observed_at_ms{0};
   std::int64_t created_at_ms{0};
   std::string payload{"{}"};  ///< JSON object with channel-independent extras
+  /// The target to deliver to, a target of account_id. dagd writes one intent per verified
+  /// target that wants the notification; nullopt when the account had none (the notifier
+  /// marks such an intent done at once). Removing the target removes its intents.
+  std::optional<std::string> target_id{};
 
   bool operator==(const Intent&) const = default;
 };
@@ -287,11 +312,13 @@ struct StoredIntent {
   std::int64_t id{0};
   Intent intent{};
   IntentStatus status{IntentStatus::pending};
-  int attempts{0};                     ///< claims so far (a crashed delivery counts)
+  /// Claims so far (a crashed delivery counts), less those given back by defer_intent.
+  int attempts{0};
   std::int64_t next_attempt_at_ms{0};  ///< not claimable before
   std::optional<std::string> claimed_by{};
   std::optional<std::int64_t> claimed_until_ms{};
-  std::optional<std::string> last_error{};       ///< reason given to the last mark_intent_failed
+  /// Reason given to the last mark_intent_failed (defer_intent leaves it alone).
+  std::optional<std::string> last_error{};
   std::optional<std::int64_t> finished_at_ms{};  ///< when it became done or failed
 
   bool operator==(const StoredIntent&) const = default;

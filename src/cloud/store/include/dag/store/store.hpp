@@ -93,16 +93,56 @@ class Transaction {
 
   // ---- notification targets -------------------------------------------------------------
 
-  /// Errors: not_found (account), conflict ((account, kind, address) exists),
-  /// invalid_argument (address 1..512 bytes, secret up to 512 bytes).
+  /// Adds a target with a clean health record; an unverified e-mail target is added with
+  /// verification_requested set. Errors: not_found (account), conflict ((account, kind,
+  /// address) exists), invalid_argument (address 1..512 bytes, secret up to 512 bytes,
+  /// body_template up to 4096 bytes, content_type 1..128 bytes without control characters,
+  /// body_template or content_type on a target that is not a webhook).
   virtual StoreResult<NotificationTarget> add_target(const NewTarget& target) = 0;
   /// The account's targets, oldest first (an unknown account has none).
   virtual StoreResult<std::vector<NotificationTarget>> list_targets(
       std::string_view account_id) = 0;
-  /// Errors: not_found.
+  /// Verifying also clears verification_requested. Errors: not_found.
   virtual StoreResult<void> set_target_verified(std::string_view target_id, bool verified) = 0;
-  /// Errors: not_found.
+  /// Removes the target with its intents and verification tokens. Errors: not_found.
   virtual StoreResult<void> remove_target(std::string_view target_id) = 0;
+  /// Records the outcome of a delivery to the target, for its account to see: ok resets
+  /// failure_count to 0 and sets last_success_at_ms; a failure adds one to failure_count
+  /// and sets last_error (truncated to 1024 bytes, at a UTF-8 character boundary: it is
+  /// for humans) and last_error_at_ms. `error` is ignored when ok. Errors: not_found.
+  virtual StoreResult<void> record_delivery(std::string_view target_id, bool ok,
+                                            std::string_view error, std::int64_t now_ms) = 0;
+
+  // ---- e-mail verification --------------------------------------------------------------
+  // An unverified e-mail target receives a mail with a link carrying a random token; the
+  // store keeps only the token's hash (SHA-256, lower-case hex). Following the link
+  // consumes the token and verifies the target.
+
+  /// Up to `limit` unverified e-mail targets created by now_ms that have
+  /// verification_requested set, oldest (created_at_ms, then id) first: the notifier sends
+  /// each a verification mail. Errors: invalid_argument (limit 1..1000).
+  virtual StoreResult<std::vector<NotificationTarget>> targets_needing_verification(
+      std::int64_t now_ms, int limit) = 0;
+  /// Stores a mailed token, valid until expires_at_ms, and records the mail on its target
+  /// (verification_sent_at_ms = now_ms, verification_requested cleared). The target's used
+  /// and expired tokens are removed (they would be refused anyway). Errors: not_found
+  /// (target), conflict (token_hash exists), invalid_argument (token_hash not 64 lower-case
+  /// hex digits, expires_at_ms <= now_ms).
+  virtual StoreResult<void> create_verification(std::string_view target_id,
+                                                std::string_view token_hash, std::int64_t now_ms,
+                                                std::int64_t expires_at_ms) = 0;
+  /// The owner asks for a (new) verification mail: sets verification_requested and returns
+  /// true, or returns false and changes nothing when the target is verified already or
+  /// its last mail was sent less than min_interval_ms before now_ms (rate-limited resend).
+  /// Errors: not_found, invalid_argument (not an e-mail target, min_interval_ms < 0).
+  virtual StoreResult<bool> request_verification(std::string_view target_id, std::int64_t now_ms,
+                                                 std::int64_t min_interval_ms) = 0;
+  /// Follows a link: when the token exists, is unused and expires after now_ms, marks it
+  /// (and every other unused token of its target) used at now_ms, verifies the target,
+  /// clears its verification_requested, and returns the target's id. Errors: not_found
+  /// (unknown, used or expired: one answer for all, so that it tells nothing about tokens).
+  virtual StoreResult<std::string> consume_verification(std::string_view token_hash,
+                                                        std::int64_t now_ms) = 0;
 
   // ---- devices --------------------------------------------------------------------------
 
@@ -183,8 +223,8 @@ class Transaction {
   // ---- notification outbox --------------------------------------------------------------
 
   /// Queues an intent, claimable from created_at_ms. Returns its id. Errors: not_found
-  /// (account or device), invalid_argument (payload not a compact JSON object, device_name
-  /// over 128 bytes).
+  /// (account or device; the target is unknown or not the account's), invalid_argument
+  /// (payload not a compact JSON object, device_name over 128 bytes).
   virtual StoreResult<std::int64_t> enqueue_intent(const Intent& intent) = 0;
   /// Claims up to `limit` pending intents whose next attempt is due and that nobody holds
   /// a live lease on, oldest first, counting an attempt on each. Same lease rules and
@@ -203,6 +243,12 @@ class Transaction {
   virtual StoreResult<void> mark_intent_failed(std::int64_t intent_id, std::string_view reason,
                                                std::optional<std::int64_t> retry_at_ms,
                                                std::int64_t now_ms) = 0;
+  /// Holds a pending intent (claimed or not) until until_ms without failing it: it goes
+  /// back to pending, unclaimed, next attempt at until_ms; last_error stays as it was.
+  /// Not a delivery attempt: a claimed intent gets back the attempt its claim counted.
+  /// (The notifier defers an intent to the end of its account's coalescing window.)
+  /// Errors: not_found, conflict (already done or failed).
+  virtual StoreResult<void> defer_intent(std::int64_t intent_id, std::int64_t until_ms) = 0;
   /// Intents not yet done or failed (claimed or not).
   virtual StoreResult<std::int64_t> count_pending_intents() = 0;
 

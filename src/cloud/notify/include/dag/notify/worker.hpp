@@ -1,0 +1,121 @@
+// The notification outbox worker: delivers the intents that dagd's rules wrote in the same
+// transaction as the change that caused them (transactional outbox), and sends address
+// verification mails.
+//
+// Intents are per target (dagd expands each rules intent into one row per verified target
+// of the account, dag/shadow/service.hpp). A round:
+// 1. claims due intents with a lease (another replica, or this one after a crash, takes
+//    them over when the lease runs out: at-least-once delivery);
+// 2. per target, coalesces without delaying the first alert: when the target heard
+//    nothing for `coalesce_window`, the oldest intent goes out at once and the others are
+//    deferred to the end of the window; intents that were deferred (or are being retried)
+//    go out together as one follow-up ("3 more of your dags lost power"). So a storm costs
+//    an account two messages per target, and a lone outage is never held back;
+// 3. delivers through the target's channel and records the outcome: done; a transient
+//    failure is retried with exponential backoff (retry_initial doubling up to retry_max)
+//    until give_up_after since the intent was made, then failed with the reason; a
+//    permanent failure fails at once. The target's failure count and last error are kept
+//    for the account to see.
+// The idempotency key of a message (Message-ID, Idempotency-Key) is derived from its
+// target and intents, so a retry of the same message carries the same key.
+//
+// Thread-safety: run() on one thread; wake() and stop() from any thread.
+// Blocking: run_once() does store I/O and network I/O (bounded by the channels' timeouts).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "dag/common/clock.hpp"
+#include "dag/notify/channel.hpp"
+#include "dag/store/store.hpp"
+
+namespace dag::notify {
+
+/// Sends address verification mails (EmailChannel does; tests fake it).
+class Verifier {
+ public:
+  virtual ~Verifier() = default;
+  /// Blocking, bounded by the channel's timeouts. Errors as Channel::deliver.
+  virtual Delivery send_verification(const std::string& address, const std::string& link,
+                                     std::int64_t expires_at_ms) = 0;
+};
+
+struct WorkerOptions {
+  std::string owner{"dagd"};  ///< lease owner (the replica's client id)
+  std::chrono::milliseconds coalesce_window{5000};
+  std::chrono::milliseconds retry_initial{30'000};
+  std::chrono::milliseconds retry_max{3'600'000};
+  std::chrono::milliseconds give_up_after{24 * 3'600'000};
+  std::chrono::milliseconds lease{120'000};
+  int claim_limit{500};
+  /// Idle rounds this often (intents of other replicas, retries, deferred follow-ups).
+  std::chrono::milliseconds poll{1000};
+  /// Public base URL of the dashboard and API (no trailing slash): links in messages.
+  std::string public_url{"http://localhost:8080"};
+  std::chrono::milliseconds verification_ttl{24 * 3'600'000};
+};
+
+/// Counters, read from any thread.
+struct WorkerMetrics {
+  std::atomic<std::uint64_t> sent{0};           ///< messages delivered
+  std::atomic<std::uint64_t> intents_done{0};   ///< intents delivered (or with no target)
+  std::atomic<std::uint64_t> retries{0};        ///< transient failures scheduled again
+  std::atomic<std::uint64_t> failed{0};         ///< intents given up
+  std::atomic<std::uint64_t> deferred{0};       ///< intents held for a follow-up
+  std::atomic<std::uint64_t> verifications{0};  ///< verification mails sent
+  std::atomic<std::uint64_t> store_errors{0};
+};
+
+/// The channels by target kind; a null channel makes its targets' intents fail with
+/// "channel not configured" (permanent).
+struct Channels {
+  Channel* email{nullptr};
+  Verifier* verifier{nullptr};  ///< sends verification mails; null: none are sent
+  Channel* webhook{nullptr};
+  Channel* ntfy{nullptr};
+};
+
+/// Backoff before retry number `attempt` (1-based): initial * 2^(attempt-1), capped.
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::milliseconds initial,
+                                      std::chrono::milliseconds max);
+
+class Worker {
+ public:
+  Worker(store::Store& store, const Clock& clock, WorkerOptions options, Channels channels,
+         WorkerMetrics& metrics);
+
+  /// One round (above). Returns when the next round should run at the latest (epoch ms).
+  std::int64_t run_once();
+  /// Rounds until stop(), sleeping until the next is due or wake() is called.
+  void run();
+  /// New intents were committed: run a round now.
+  void wake();
+  void stop();
+
+ private:
+  struct Message;
+  void deliver_round(std::int64_t now);
+  void send_verifications(std::int64_t now);
+
+  store::Store& store_;
+  const Clock& clock_;
+  WorkerOptions options_;
+  Channels channels_;
+  WorkerMetrics& metrics_;
+  std::map<std::string, std::int64_t> last_sent_;  ///< target id -> epoch ms (run thread)
+  std::optional<std::int64_t> next_due_;           ///< earliest defer/retry we scheduled
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool woken_{false};
+  bool stopping_{false};
+};
+
+}  // namespace dag::notify

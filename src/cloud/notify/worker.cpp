@@ -1,0 +1,323 @@
+#include "dag/notify/worker.hpp"
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "dag/common/encoding.hpp"
+#include "dag/common/log.hpp"
+
+namespace dag::notify {
+namespace {
+
+using store::StoreErrc;
+using store::StoreResult;
+
+std::chrono::milliseconds min_ms(std::chrono::milliseconds a, std::chrono::milliseconds b) {
+  return a < b ? a : b;
+}
+
+}  // namespace
+
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::milliseconds initial,
+                                      std::chrono::milliseconds max) {
+  const int shift = std::clamp(attempt - 1, 0, 30);
+  const auto base = initial.count() << shift;
+  return min_ms(std::chrono::milliseconds{base < 0 ? max.count() : base}, max);
+}
+
+// One message to one target: one or more intents.
+struct Worker::Message {
+  store::NotificationTarget target;
+  std::vector<store::StoredIntent> intents;
+  Notice notice;
+};
+
+Worker::Worker(store::Store& store, const Clock& clock, WorkerOptions options, Channels channels,
+               WorkerMetrics& metrics)
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      channels_(channels),
+      metrics_(metrics) {}
+
+void Worker::wake() {
+  std::lock_guard lock(mutex_);
+  woken_ = true;
+  cv_.notify_all();
+}
+
+void Worker::stop() {
+  std::lock_guard lock(mutex_);
+  stopping_ = true;
+  cv_.notify_all();
+}
+
+void Worker::run() {
+  for (;;) {
+    const std::int64_t due = run_once();
+    std::unique_lock lock(mutex_);
+    const auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.unix_ms()));
+    cv_.wait_for(lock, wait, [&] { return woken_ || stopping_; });
+    if (stopping_) return;
+    woken_ = false;
+  }
+}
+
+std::int64_t Worker::run_once() {
+  const std::int64_t now = clock_.unix_ms();
+  next_due_.reset();
+  deliver_round(now);
+  send_verifications(now);
+  const std::int64_t poll = clock_.unix_ms() + options_.poll.count();
+  return next_due_ ? std::min(*next_due_, poll) : poll;
+}
+
+void Worker::deliver_round(std::int64_t now) {
+  // Claim in a transaction of its own: the lease protects the intents while we deliver.
+  auto claimed = store::transact(store_, store::TxMode::read_write, [&](store::Transaction& tx) {
+    return tx.claim_intents(now, options_.claim_limit, options_.owner, options_.lease.count());
+  });
+  if (!claimed) {
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    log::error("notify.claim_failed", {{"error", claimed.error().message}});
+    return;
+  }
+  if (claimed->empty()) return;
+
+  // Group by target, keeping the claim order (oldest first).
+  std::map<std::string, std::vector<store::StoredIntent>> by_target;
+  std::vector<std::int64_t> no_target;
+  for (auto& i : *claimed) {
+    if (i.intent.target_id) {
+      by_target[*i.intent.target_id].push_back(std::move(i));
+    } else {
+      no_target.push_back(i.id);  // nobody verified to tell: done, nothing to send
+    }
+  }
+
+  // What to send now and what to hold, decided from the store's view of each target.
+  std::vector<Message> messages;
+  std::vector<std::pair<std::int64_t, std::int64_t>> defers;   // intent id, until
+  std::vector<std::pair<std::int64_t, std::string>> unusable;  // intent id, reason
+  auto planned = store::transact(
+      store_, store::TxMode::read_only, [&](store::Transaction& tx) -> StoreResult<void> {
+        messages.clear();
+        defers.clear();
+        unusable.clear();
+        for (auto& entry : by_target) {
+          const std::string& target_id = entry.first;
+          auto& intents = entry.second;
+          const auto& first = intents.front().intent;
+          auto account = tx.get_account(first.account_id);
+          if (!account) return Unexpected<store::StoreError>{account.error()};
+          auto targets = tx.list_targets(first.account_id);
+          if (!targets) return Unexpected<store::StoreError>{targets.error()};
+          auto it = std::find_if(targets->begin(), targets->end(),
+                                 [&](const auto& t) { return t.id == target_id; });
+          if (it == targets->end() || !it->verified) {
+            for (const auto& i : intents)
+              unusable.emplace_back(i.id, "the target is no longer verified");
+            continue;
+          }
+          // Held back (deferred for coalescing, or waiting for a retry): its next attempt was
+          // moved past its creation. Such intents go out together with whatever else is due.
+          const auto held = [](const store::StoredIntent& i) {
+            return i.next_attempt_at_ms > i.intent.created_at_ms;
+          };
+          const bool follow_up = std::any_of(intents.begin(), intents.end(), held);
+          const auto last = last_sent_.find(target_id);
+          const std::int64_t quiet_from =
+              last == last_sent_.end() ? 0 : last->second + options_.coalesce_window.count();
+          Message m;
+          m.target = *it;
+          if (follow_up) {
+            m.intents = intents;  // the deferred (and any newer) go out together
+          } else if (now >= quiet_from) {
+            m.intents.push_back(intents.front());  // the first alert never waits
+            for (std::size_t k = 1; k < intents.size(); ++k) {
+              defers.emplace_back(intents[k].id, now + options_.coalesce_window.count());
+            }
+          } else {
+            for (const auto& i : intents) defers.emplace_back(i.id, quiet_from);
+            continue;
+          }
+          m.notice.account_id = account->id;
+          m.notice.account_name = account->username;
+          m.notice.time_zone = account->settings.time_zone;
+          m.notice.dashboard_url = options_.public_url;
+          // A follow-up lists what was held back; a retried lone alert is still a first alert.
+          m.notice.follow_up = m.intents.size() > 1 || (held(m.intents.front()) &&
+                                                        !m.intents.front().last_error.has_value());
+          std::string key_material = target_id;
+          for (const auto& i : m.intents) {
+            const auto& in = i.intent;
+            m.notice.items.push_back({in.device_id, in.device_name, in.transition, in.user_state,
+                                      in.observed_at_ms,
+                                      nlohmann::json::parse(in.payload, nullptr, false)});
+            key_material += ":" + std::to_string(i.id);
+          }
+          m.notice.idempotency_key = sha256_hex(key_material).substr(0, 32);
+          messages.push_back(std::move(m));
+        }
+        return {};
+      });
+  if (!planned) {
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    log::error("notify.plan_failed", {{"error", planned.error().message}});
+    return;  // the leases run out and the intents come back
+  }
+
+  // Deliver (network I/O, outside any transaction).
+  struct Outcome {
+    const Message* message;
+    Delivery result;
+  };
+  std::vector<Outcome> outcomes;
+  for (const auto& m : messages) {
+    Channel* channel = nullptr;
+    switch (m.target.kind) {
+      case store::TargetKind::email: channel = channels_.email; break;
+      case store::TargetKind::webhook: channel = channels_.webhook; break;
+      case store::TargetKind::ntfy: channel = channels_.ntfy; break;
+    }
+    Delivery result = channel != nullptr
+                          ? channel->deliver(m.target, m.notice)
+                          : Delivery{Unexpected<DeliveryError>{
+                                {true, std::string(store::to_string(m.target.kind)) +
+                                           " notifications are not configured on this server"}}};
+    if (result) last_sent_[m.target.id] = clock_.unix_ms();
+    outcomes.push_back({&m, std::move(result)});
+  }
+
+  // Record everything in one transaction.
+  std::uint64_t done = 0, retried = 0, failed = 0;
+  auto recorded = store::transact(
+      store_, store::TxMode::read_write, [&](store::Transaction& tx) -> StoreResult<void> {
+        done = retried = failed = 0;
+        auto ok_or_gone = [](const StoreResult<void>& r) {
+          // not_found: the target or device was deleted meanwhile; conflict: finished already.
+          return r || r.error().code == StoreErrc::not_found ||
+                 r.error().code == StoreErrc::conflict;
+        };
+        for (const auto id : no_target) {
+          if (auto r = tx.mark_intent_done(id, now); !ok_or_gone(r)) return r;
+          ++done;
+        }
+        for (const auto& [id, until] : defers) {
+          if (auto r = tx.defer_intent(id, until); !ok_or_gone(r)) return r;
+        }
+        for (const auto& [id, reason] : unusable) {
+          if (auto r = tx.mark_intent_failed(id, reason, std::nullopt, now); !ok_or_gone(r))
+            return r;
+          ++failed;
+        }
+        for (const auto& o : outcomes) {
+          const auto& m = *o.message;
+          if (o.result) {
+            for (const auto& i : m.intents) {
+              if (auto r = tx.mark_intent_done(i.id, now); !ok_or_gone(r)) return r;
+              ++done;
+            }
+            if (auto r = tx.record_delivery(m.target.id, true, "", now); !ok_or_gone(r)) return r;
+            continue;
+          }
+          const auto& error = o.result.error();
+          for (const auto& i : m.intents) {
+            const bool expired = now - i.intent.created_at_ms >= options_.give_up_after.count();
+            std::optional<std::int64_t> retry_at;
+            if (!error.permanent && !expired) {
+              retry_at =
+                  now + retry_delay(i.attempts, options_.retry_initial, options_.retry_max).count();
+            }
+            const std::string reason = expired && !error.permanent
+                                           ? "gave up after retrying: " + error.reason
+                                           : error.reason;
+            if (auto r = tx.mark_intent_failed(i.id, reason, retry_at, now); !ok_or_gone(r))
+              return r;
+            if (retry_at) {
+              ++retried;
+            } else {
+              ++failed;
+            }
+          }
+          if (auto r = tx.record_delivery(m.target.id, false, error.reason, now); !ok_or_gone(r)) {
+            return r;
+          }
+        }
+        return {};
+      });
+  if (!recorded) {
+    // Delivered but not recorded: the leases run out and the messages go again (at least
+    // once; the idempotency key lets receivers drop the copy).
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    log::error("notify.record_failed", {{"error", recorded.error().message}});
+    return;
+  }
+  for (const auto& [id, until] : defers) next_due_ = std::min(next_due_.value_or(until), until);
+  for (const auto& o : outcomes) {
+    if (!o.result && !o.result.error().permanent) {
+      const auto at = now + retry_delay(o.message->intents.front().attempts, options_.retry_initial,
+                                        options_.retry_max)
+                                .count();
+      next_due_ = std::min(next_due_.value_or(at), at);
+    }
+    if (o.result) {
+      metrics_.sent.fetch_add(1, std::memory_order_relaxed);
+      log::info("notify.sent", {{"target", o.message->target.id},
+                                {"kind", store::to_string(o.message->target.kind)},
+                                {"items", o.message->notice.items.size()},
+                                {"follow_up", o.message->notice.follow_up}});
+    } else {
+      log::warn("notify.failed", {{"target", o.message->target.id},
+                                  {"permanent", o.result.error().permanent},
+                                  {"reason", o.result.error().reason}});
+    }
+  }
+  metrics_.intents_done.fetch_add(done, std::memory_order_relaxed);
+  metrics_.retries.fetch_add(retried, std::memory_order_relaxed);
+  metrics_.failed.fetch_add(failed, std::memory_order_relaxed);
+  metrics_.deferred.fetch_add(defers.size(), std::memory_order_relaxed);
+}
+
+void Worker::send_verifications(std::int64_t now) {
+  if (channels_.verifier == nullptr) return;
+  auto pending = store::transact(store_, store::TxMode::read_only, [&](store::Transaction& tx) {
+    return tx.targets_needing_verification(now, 20);
+  });
+  if (!pending) {
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  for (const auto& target : *pending) {
+    auto raw = random_bytes(32);
+    if (!raw) continue;
+    const std::string token = base64url_encode(*raw);
+    const std::int64_t expires = now + options_.verification_ttl.count();
+    const std::string link = options_.public_url + "/v1/verify?token=" + token;
+    // Stored first: a link that was mailed always works; a crash before the mail leaves a
+    // token nobody has, and the account can ask for another.
+    auto stored = store::transact(store_, store::TxMode::read_write, [&](store::Transaction& tx) {
+      return tx.create_verification(target.id, sha256_hex(token), now, expires);
+    });
+    if (!stored) {
+      metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      log::error("notify.verification_store_failed", {{"error", stored.error().message}});
+      continue;
+    }
+    auto sent = channels_.verifier->send_verification(target.address, link, expires);
+    auto recorded = store::transact(store_, store::TxMode::read_write, [&](store::Transaction& tx) {
+      return tx.record_delivery(target.id, sent.has_value(), sent ? "" : sent.error().reason, now);
+    });
+    if (sent) {
+      metrics_.verifications.fetch_add(1, std::memory_order_relaxed);
+      log::info("notify.verification_sent", {{"target", target.id}});
+    } else {
+      log::warn("notify.verification_failed",
+                {{"target", target.id}, {"reason", sent.error().reason}});
+    }
+    if (!recorded) metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace dag::notify

@@ -1,0 +1,287 @@
+// The outbox worker against a real (in-memory) store, with fake channels: coalescing,
+// retries, permanent failures, targets, verification mails.
+#include "dag/notify/worker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "dag/common/encoding.hpp"
+#include "dag/store/sqlite.hpp"
+
+namespace dag::notify {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::int64_t kT0 = 1'800'000'000'000;
+
+template <class T>
+T must(store::StoreResult<T> r) {
+  if (!r) throw std::runtime_error("store: " + r.error().message);
+  return std::move(r).value();
+}
+inline void must(const store::StoreResult<void>& r) {
+  if (!r) throw std::runtime_error("store: " + r.error().message);
+}
+
+class FakeChannel final : public Channel, public Verifier {
+ public:
+  Delivery deliver(const store::NotificationTarget& target, const Notice& notice) override {
+    calls.push_back({target.address, notice});
+    if (!script.empty()) {
+      auto next = script.front();
+      script.pop_front();
+      if (next) return Unexpected<DeliveryError>{*next};
+    }
+    return {};
+  }
+  Delivery send_verification(const std::string& address, const std::string& link,
+                             std::int64_t /*expires_at_ms*/) override {
+    verifications.emplace_back(address, link);
+    return {};
+  }
+  struct Call {
+    std::string address;
+    Notice notice;
+  };
+  std::vector<Call> calls;
+  std::deque<std::optional<DeliveryError>> script;  ///< per call: nullopt = success
+  std::vector<std::pair<std::string, std::string>> verifications;
+};
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = must(store::open_sqlite(":memory:"));
+    clock_.set_unix_ms(kT0);
+    auto tx = must(store_->begin());
+    account_ = must(tx->create_account("alice", "$argon2id$x", kT0));
+    auto settings = account_.settings;
+    settings.time_zone = "Europe/Oslo";
+    must(tx->update_account_settings(account_.id, settings));
+    for (int i = 0; i < 20; ++i) {
+      must(tx->create_device(
+          {"dag-" + std::to_string(i), account_.id, "Dag " + std::to_string(i), kT0}));
+    }
+    email_ = must(tx->add_target(
+        {account_.id, store::TargetKind::email, "alice@example.com", true, std::nullopt, kT0}));
+    must(tx->commit());
+    options_.coalesce_window = 5s;
+    options_.retry_initial = 30s;
+    options_.retry_max = 1h;
+    options_.give_up_after = 24h;
+    options_.public_url = "https://dags.example.com";
+    worker_ = std::make_unique<Worker>(
+        *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  }
+
+  void intent(int device, std::optional<std::string> target,
+              store::Transition t = store::Transition::power_lost) {
+    auto tx = must(store_->begin());
+    store::Intent i{account_.id,
+                    "dag-" + std::to_string(device),
+                    "Dag " + std::to_string(device),
+                    t,
+                    protocol::UserState::off,
+                    clock_.unix_ms() - 100,
+                    clock_.unix_ms(),
+                    "{}"};
+    i.target_id = std::move(target);
+    must(tx->enqueue_intent(i));
+    must(tx->commit());
+  }
+  std::int64_t pending() {
+    auto tx = must(store_->begin(store::TxMode::read_only));
+    return must(tx->count_pending_intents());
+  }
+  store::NotificationTarget target(const std::string& id) {
+    auto tx = must(store_->begin(store::TxMode::read_only));
+    for (auto& t : must(tx->list_targets(account_.id))) {
+      if (t.id == id) return t;
+    }
+    throw std::runtime_error("no target");
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<store::Store> store_;
+  store::Account account_;
+  store::NotificationTarget email_;
+  FakeChannel channel_;
+  WorkerOptions options_;
+  WorkerMetrics metrics_;
+  std::unique_ptr<Worker> worker_;
+};
+
+TEST_F(WorkerTest, ALoneAlertGoesOutAtOnce) {
+  intent(1, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  const auto& n = channel_.calls[0].notice;
+  EXPECT_EQ(channel_.calls[0].address, "alice@example.com");
+  ASSERT_EQ(n.items.size(), 1U);
+  EXPECT_EQ(n.items[0].device_name, "Dag 1");
+  EXPECT_FALSE(n.follow_up);
+  EXPECT_EQ(n.time_zone, "Europe/Oslo");
+  EXPECT_EQ(n.dashboard_url, "https://dags.example.com");
+  EXPECT_FALSE(n.idempotency_key.empty());
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(target(email_.id).last_success_at_ms, kT0);
+  // Nothing more to do.
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);
+}
+
+TEST_F(WorkerTest, AStormIsTheFirstAlertAndOneFollowUp) {
+  for (int i = 0; i < 20; ++i) intent(i, email_.id);
+  const auto next = worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);  // the first at once
+  EXPECT_EQ(channel_.calls[0].notice.items[0].device_id, "dag-0");
+  EXPECT_EQ(metrics_.deferred.load(), 19U);
+  EXPECT_LE(next, kT0 + 5000);  // wakes for the follow-up
+  clock_.advance(4999ms);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);  // not before the window ends
+  clock_.advance(1ms);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 2U);
+  const auto& follow = channel_.calls[1].notice;
+  EXPECT_TRUE(follow.follow_up);
+  ASSERT_EQ(follow.items.size(), 19U);
+  EXPECT_EQ(follow.items.front().device_id, "dag-1");
+  EXPECT_EQ(follow.items.back().device_id, "dag-19");
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.sent.load(), 2U);
+}
+
+TEST_F(WorkerTest, AnAlertWithinTheWindowJoinsTheFollowUp) {
+  intent(1, email_.id);
+  worker_->run_once();
+  clock_.advance(1s);
+  intent(2, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);  // held: the target just heard from us
+  clock_.advance(1s);
+  intent(3, email_.id);
+  worker_->run_once();
+  clock_.advance(3s);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(channel_.calls[1].notice.items.size(), 2U);
+  // A quiet target again: the next alert is immediate.
+  clock_.advance(10s);
+  intent(4, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 3U);
+  EXPECT_FALSE(channel_.calls[2].notice.follow_up);
+}
+
+TEST_F(WorkerTest, TransientFailuresAreRetriedWithBackoffAndDeliveredOnce) {
+  channel_.script = {DeliveryError{false, "connection refused"},
+                     DeliveryError{false, "connection refused"}, std::nullopt};
+  intent(1, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(target(email_.id).failure_count, 1);
+  EXPECT_EQ(target(email_.id).last_error, "connection refused");
+  clock_.advance(29s);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);  // not before 30 s
+  clock_.advance(1s);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 2U);
+  clock_.advance(59s);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 2U);  // then 60 s
+  clock_.advance(1s);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 3U);
+  EXPECT_EQ(pending(), 0);
+  EXPECT_FALSE(channel_.calls[2].notice.follow_up);  // still the same lone alert
+  EXPECT_EQ(channel_.calls[0].notice.idempotency_key, channel_.calls[2].notice.idempotency_key);
+  EXPECT_EQ(target(email_.id).failure_count, 0);
+  EXPECT_EQ(metrics_.retries.load(), 2U);
+}
+
+TEST_F(WorkerTest, PermanentFailuresAndGivingUp) {
+  channel_.script = {DeliveryError{true, "550 no such user"}};
+  intent(1, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.failed.load(), 1U);
+  EXPECT_EQ(target(email_.id).last_error, "550 no such user");
+
+  // Transient for a whole day: given up with the reason.
+  channel_.script.assign(100, DeliveryError{false, "timeout"});
+  clock_.advance(10s);
+  intent(2, email_.id);
+  for (int i = 0; i < 40 && pending() > 0; ++i) {
+    worker_->run_once();
+    clock_.advance(1h);
+  }
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.failed.load(), 2U);
+  EXPECT_LE(channel_.calls.size(), 30U);  // backoff capped at an hour: ~28 tries in a day
+}
+
+TEST_F(WorkerTest, NoTargetAndUnverifiedTargets) {
+  intent(1, std::nullopt);
+  worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.intents_done.load(), 1U);
+
+  // Queued while verified, then un-verified: not delivered.
+  intent(2, email_.id);
+  {
+    auto tx = must(store_->begin());
+    must(tx->set_target_verified(email_.id, false));
+    must(tx->commit());
+  }
+  worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(WorkerTest, UnconfiguredChannelFailsPermanently) {
+  Worker no_email(*store_, clock_, options_, Channels{nullptr, nullptr, &channel_, &channel_},
+                  metrics_);
+  intent(1, email_.id);
+  no_email.run_once();
+  EXPECT_TRUE(channel_.calls.empty());
+  EXPECT_EQ(pending(), 0);
+  EXPECT_NE(target(email_.id).last_error->find("not configured"), std::string::npos);
+}
+
+TEST_F(WorkerTest, NewAddressesGetOneVerificationMail) {
+  store::NotificationTarget fresh;
+  {
+    auto tx = must(store_->begin());
+    fresh = must(tx->add_target(
+        {account_.id, store::TargetKind::email, "bob@example.com", false, std::nullopt, kT0}));
+    must(tx->commit());
+  }
+  worker_->run_once();
+  ASSERT_EQ(channel_.verifications.size(), 1U);
+  EXPECT_EQ(channel_.verifications[0].first, "bob@example.com");
+  const auto& link = channel_.verifications[0].second;
+  ASSERT_TRUE(link.starts_with("https://dags.example.com/v1/verify?token="));
+  worker_->run_once();
+  EXPECT_EQ(channel_.verifications.size(), 1U);  // once
+  // The link's token verifies the address (what the API does with it).
+  const auto token = link.substr(link.find('=') + 1);
+  auto tx = must(store_->begin());
+  EXPECT_EQ(must(tx->consume_verification(sha256_hex(token), clock_.unix_ms())), fresh.id);
+  must(tx->commit());
+  EXPECT_TRUE(target(fresh.id).verified);
+}
+
+TEST(RetryDelay, DoublesUpToTheCap) {
+  EXPECT_EQ(retry_delay(1, 30s, 1h), 30s);
+  EXPECT_EQ(retry_delay(2, 30s, 1h), 60s);
+  EXPECT_EQ(retry_delay(7, 30s, 1h), 1920s);
+  EXPECT_EQ(retry_delay(8, 30s, 1h), 1h);
+  EXPECT_EQ(retry_delay(500, 30s, 1h), 1h);
+}
+
+}  // namespace
+}  // namespace dag::notify
