@@ -202,6 +202,14 @@ Result<std::string> render_mosquitto_conf(const BrokerConfig& c) {
     line("For the service manager.", fmt::format("pid_file {}", c.pid_file->string()));
   out += '\n';
 
+  out += "# ---- Queues ----\n";
+  line(
+      "QoS 1 messages held per client (in flight or waiting). Mosquitto's default of 1000 "
+      "drops a power-cut storm's reports on their way to dagd; devices would resend, but "
+      "later.",
+      fmt::format("max_queued_messages {}", c.max_queued_messages));
+  out += '\n';
+
   out += "# ---- Persistence ----\n";
   if (c.persistence) {
     line(

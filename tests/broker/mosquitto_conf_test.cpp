@@ -111,7 +111,8 @@ TEST(MosquittoConfTest, RendersOptionalParts) {
         "persistence_location /var/lib/dag/", "persistent_client_expiration 90d", "log_type all",
         "log_dest file /var/log/dag/mosquitto.log", "pid_file /run/dag/mosquitto.pid",
         "plugin /usr/lib/dag/presence.so", "plugin_opt_topic_prefix dags",
-        "listener 1883 127.0.0.1", "password_file /etc/dag/passwd", "listener 8884 127.0.0.1"}) {
+        "listener 1883 127.0.0.1", "password_file /etc/dag/passwd", "listener 8884 127.0.0.1",
+        "max_queued_messages 1000000"}) {
     EXPECT_TRUE(has(s, line)) << "missing: " << line << "\n" << *text;
   }
   // The service and plain listeners also pin client ids to usernames, and the service

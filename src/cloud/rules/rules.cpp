@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+
 namespace dag::rules {
 namespace {
 
@@ -107,8 +109,13 @@ Report parse_report(const nlohmann::json& j) {
   if (auto it = j.find("observedAt"); it != j.end() && it->is_number_integer()) {
     r.observed_at_ms = it->get<std::int64_t>();
   }
-  if (auto it = j.find("seq"); it != j.end() && it->is_number_integer()) {
-    r.seq = it->get<std::int64_t>();
+  // seq counts from 1 (docs/protocol.md); anything else, including numbers beyond int64
+  // that would wrap, is not a seq at all, so a broken device cannot poison the history.
+  if (auto it = j.find("seq"); it != j.end() && it->is_number_unsigned()) {
+    const auto seq = it->get<std::uint64_t>();
+    if (seq >= 1 && seq <= static_cast<std::uint64_t>(INT64_MAX)) {
+      r.seq = static_cast<std::int64_t>(seq);
+    }
   }
   if (auto it = j.find("battery"); it != j.end() && it->is_object()) {
     r.battery_json = it->dump();

@@ -1,6 +1,8 @@
 #include "dag/shadow/service.hpp"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <utility>
 #include <variant>
 
@@ -61,6 +63,10 @@ struct Service::Pass {
   std::uint64_t intents{0};
   std::uint64_t timers_fired{0};
   std::optional<std::int64_t> hint;
+  /// Accounts read in this transaction (a batch touches few), and shadows written in it:
+  /// both only become the service's cache once the transaction committed.
+  std::map<std::string, store::Account, std::less<>> accounts;
+  std::vector<std::tuple<std::string, std::int64_t, protocol::ShadowDocument>> shadows;
 
   void reject(std::string_view thing, ShadowOp op, const protocol::ShadowError& error,
               std::int64_t now_s) {
@@ -127,16 +133,19 @@ StoreResult<void> apply_decision(store::Transaction& tx, const std::string& devi
 
 // The device's context for the rules; not_found when its account vanished (a bug).
 StoreResult<rules::Context> context_of(store::Transaction& tx, store::Device device,
-                                       std::int64_t now_ms) {
-  auto account = tx.get_account(device.account_id);
-  if (!account) {
-    if (account.error().code == StoreErrc::not_found) {
-      return store::fail(StoreErrc::internal, "device " + device.id + " has no account");
+                                       std::int64_t now_ms, auto& pass) {
+  auto it = pass.accounts.find(device.account_id);
+  if (it == pass.accounts.end()) {
+    auto account = tx.get_account(device.account_id);
+    if (!account) {
+      if (account.error().code == StoreErrc::not_found) {
+        return store::fail(StoreErrc::internal, "device " + device.id + " has no account");
+      }
+      return Unexpected<store::StoreError>{account.error()};
     }
-    return Unexpected<store::StoreError>{account.error()};
+    it = pass.accounts.emplace(device.account_id, *std::move(account)).first;
   }
-  auto id = account->id;
-  return rules::Context{std::move(device), std::move(id), std::move(account->settings), now_ms};
+  return rules::Context{std::move(device), it->second.id, it->second.settings, now_ms};
 }
 
 }  // namespace
@@ -251,6 +260,10 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
   add(metrics_.intents, pass.intents);
   add(metrics_.timers_fired, pass.timers_fired);
   metrics_.database_ok.store(true, std::memory_order_relaxed);
+  if (shadow_cache_.size() + pass.shadows.size() > kShadowCacheMax) shadow_cache_.clear();
+  for (auto& [thing, revision, document] : pass.shadows) {
+    shadow_cache_.insert_or_assign(thing, CachedShadow{revision, std::move(document)});
+  }
   if (pass.hint) scheduled_hint_ = std::min(scheduled_hint_.value_or(*pass.hint), *pass.hint);
   if (out.empty()) {
     out = std::move(pass.out);
@@ -258,6 +271,23 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
     out.insert(out.end(), std::make_move_iterator(pass.out.begin()),
                std::make_move_iterator(pass.out.end()));
   }
+}
+
+std::optional<protocol::ShadowDocument> Service::cached_shadow(const std::string& thing,
+                                                               std::int64_t revision,
+                                                               const Pass& pass) const {
+  // Written earlier in this transaction: the newest such entry.
+  for (auto it = pass.shadows.rbegin(); it != pass.shadows.rend(); ++it) {
+    if (std::get<0>(*it) == thing) {
+      if (std::get<1>(*it) == revision) return std::get<2>(*it);
+      return std::nullopt;
+    }
+  }
+  // The revision says whether the cached document is still the stored one (another
+  // replica, or dagctl, may have written since).
+  auto it = shadow_cache_.find(thing);
+  if (it != shadow_cache_.end() && it->second.revision == revision) return it->second.document;
+  return std::nullopt;
 }
 
 StoreResult<void> Service::apply(store::Transaction& tx, const Work& work, Pass& pass) {
@@ -298,6 +328,10 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
   std::optional<protocol::ShadowDocument> current;
   std::int64_t revision = 0;
   if (*stored) {
+    revision = (*stored)->revision;
+    current = cached_shadow(thing, revision, pass);
+  }
+  if (*stored && !current) {
     auto doc = protocol::shadow_from_json((*stored)->document);
     if (!doc) {
       // Only a bug or a hand-edited database gets here; the device hears 500 and the row
@@ -310,7 +344,6 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
       return {};
     }
     current = *std::move(doc);
-    revision = (*stored)->revision;
   }
   const protocol::ShadowDocument* cur = current ? &*current : nullptr;
 
@@ -323,9 +356,10 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
       }
       auto put = tx.put_shadow(thing, protocol::shadow_to_json(result->document), revision);
       if (!put) return Unexpected<store::StoreError>{put.error()};
+      pass.shadows.emplace_back(thing, *put, result->document);
       if (result->reported_patch.is_object()) {
         // Reported state comes from the device: contact, and maybe a power change.
-        auto ctx = context_of(tx, *std::move(device), in.received_ms);
+        auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
         if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
         auto decision = rules::on_report(*ctx, rules::parse_report(result->reported_patch));
         if (auto r = apply_decision(tx, thing, decision, pass); !r) return r;
@@ -339,7 +373,7 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
     case ShadowOp::get: {
       auto result = protocol::get(thing, cur, in.payload, now_s);
       // A dag asks for its shadow after every connect: that is contact too.
-      auto ctx = context_of(tx, *std::move(device), in.received_ms);
+      auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
       if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
       if (auto r = apply_decision(tx, thing, rules::on_connected(*ctx), pass); !r) return r;
       if (!result) {
@@ -359,6 +393,7 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
       }
       auto put = tx.put_shadow(thing, protocol::shadow_to_json(result->document), revision);
       if (!put) return Unexpected<store::StoreError>{put.error()};
+      pass.shadows.emplace_back(thing, *put, result->document);
       ++pass.deletes;
       pass.reply(thing, req.op, ShadowReply::accepted, std::move(result->accepted));
       return {};
@@ -388,7 +423,7 @@ StoreResult<void> Service::apply_presence(store::Transaction& tx, const Work& wo
     return {};
   }
   const auto order = news.order;
-  auto ctx = context_of(tx, *std::move(device), work.in->received_ms);
+  auto ctx = context_of(tx, *std::move(device), work.in->received_ms, pass);
   if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
   rules::Decision decision;
   if (news.connection == protocol::Connection::connected) {
@@ -450,7 +485,7 @@ StoreResult<TimerRound> Service::fire_due_timers() {
           }
           auto device = tx.get_device(t.timer.device_id);
           if (device && !device->revoked) {
-            auto ctx = context_of(tx, *std::move(device), now_ms);
+            auto ctx = context_of(tx, *std::move(device), now_ms, pass);
             if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
             auto decision = rules::on_timer(*ctx, t.timer);
             if (auto r = apply_decision(tx, t.timer.device_id, decision, pass); !r) {

@@ -217,6 +217,15 @@ TEST_F(RulesTest, ASecondDisconnectDoesNotPushTheDebounceOut) {
   EXPECT_EQ(apply(on_timer(ctx_, first.timers[0].timer)).intents.size(), 1U);
 }
 
+TEST(ParseReport, SeqMustBeAPositiveInt64) {
+  EXPECT_EQ(parse_report(R"({"seq":1})").seq, 1);
+  EXPECT_EQ(parse_report(R"({"seq":9223372036854775807})").seq, INT64_MAX);
+  for (const char* bad : {R"({"seq":0})", R"({"seq":-3})", R"({"seq":9223372036854775808})",
+                          R"({"seq":18446744073709551615})", R"({"seq":1.5})", R"({"seq":"7"})"}) {
+    EXPECT_FALSE(parse_report(bad).seq) << bad;
+  }
+}
+
 TEST_F(RulesTest, LowBatteryOncePerOutageOnlyOnBattery) {
   ctx_.settings.low_battery_percent = 20;
   Report r;

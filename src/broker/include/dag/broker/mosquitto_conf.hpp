@@ -64,6 +64,11 @@ struct BrokerConfig {
   /// root. "root" keeps root (mosquitto warns).
   std::string user{"mosquitto"};
 
+  /// QoS 1 messages queued per client before the broker drops more (mosquitto's default,
+  /// 1000, silently drops a storm's reports on their way to dagd: devices resend, but the
+  /// storm lasts longer). Also bounds a persistent session's queue while its client is away.
+  std::uint32_t max_queued_messages{1'000'000};
+
   bool persistence{true};
   std::filesystem::path persistence_location{"/var/lib/mosquitto/"};
   std::chrono::seconds autosave_interval{300};

@@ -30,9 +30,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dag/common/clock.hpp"
+#include "dag/protocol/shadow.hpp"
 #include "dag/shadow/rate_limiter.hpp"
 #include "dag/store/store.hpp"
 
@@ -122,9 +124,11 @@ class Service {
  private:
   struct Work;
   struct Pass;
-  static store::StoreResult<void> apply(store::Transaction& tx, const Work& work, Pass& pass);
-  static store::StoreResult<void> apply_shadow(store::Transaction& tx, const Work& work,
-                                               Pass& pass);
+  store::StoreResult<void> apply(store::Transaction& tx, const Work& work, Pass& pass);
+  store::StoreResult<void> apply_shadow(store::Transaction& tx, const Work& work, Pass& pass);
+  [[nodiscard]] std::optional<protocol::ShadowDocument> cached_shadow(const std::string& thing,
+                                                                      std::int64_t revision,
+                                                                      const Pass& pass) const;
   static store::StoreResult<void> apply_presence(store::Transaction& tx, const Work& work,
                                                  Pass& pass);
   void commit_pass(Pass& pass, std::vector<Outbound>& out);
@@ -135,6 +139,15 @@ class Service {
   Metrics& metrics_;
   RateLimiter limiter_;
   std::optional<std::int64_t> scheduled_hint_;
+  /// Parsed shadows by device with the store revision they were read or written at, so
+  /// that an update need not parse the stored document again (a sixth of an update's cost).
+  /// Only committed writes enter it. Bounded: cleared when it outgrows kShadowCacheMax.
+  struct CachedShadow {
+    std::int64_t revision{0};
+    protocol::ShadowDocument document;
+  };
+  static constexpr std::size_t kShadowCacheMax = 50'000;
+  std::unordered_map<std::string, CachedShadow> shadow_cache_;
 };
 
 }  // namespace dag::shadow
