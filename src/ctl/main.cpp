@@ -126,6 +126,16 @@ struct Args {
   std::string scope_account;
   std::string scope_device;
   std::vector<std::string> items;
+  // target
+  std::string target_account;
+  std::string target_id;
+  std::optional<std::string> target_email;
+  std::optional<std::string> webhook;
+  std::optional<std::string> ntfy;
+  std::optional<std::string> secret;
+  std::optional<std::string> token;
+  std::optional<std::string> body_template;
+  std::optional<std::string> content_type;
 };
 
 struct Commands {
@@ -134,6 +144,12 @@ struct Commands {
   CLI::App* account_passwd{};
   CLI::App* account_list{};
   CLI::App* account_rm{};
+  CLI::App* account_set{};
+  CLI::App* account_show{};
+  CLI::App* target_add{};
+  CLI::App* target_list{};
+  CLI::App* target_rm{};
+  CLI::App* target_verify{};
   CLI::App* device_add{};
   CLI::App* device_list{};
   CLI::App* device_rm{};
@@ -142,6 +158,46 @@ struct Commands {
   CLI::App* config_unset{};
   CLI::App* config_get{};
 };
+
+// `account set|show` and `target ...`.
+void define_notifications(CLI::App& app, CLI::App& account, Args& a, Commands& c) {
+  c.account_set = account.add_subcommand("set", "Set preferences: key=value ...");
+  c.account_set->add_option("--username", a.username, "Login name")->required();
+  c.account_set->add_option("items", a.items, "key=value")->required();
+  c.account_show = account.add_subcommand("show", "Show an account's preferences");
+  c.account_show->add_option("--username", a.username, "Login name")->required();
+  c.account_show->add_flag("--json", a.as_json, "JSON output");
+
+  auto* target =
+      app.add_subcommand("target", "Where an account's alerts go")->require_subcommand(1);
+  auto add_account = [&](CLI::App* cmd) {
+    cmd->add_option("--account", a.target_account, "Owner's username")->required();
+  };
+  c.target_add = target->add_subcommand("add", "Add an e-mail address, webhook or ntfy topic");
+  add_account(c.target_add);
+  auto* email =
+      c.target_add->add_option("--email", a.target_email, "E-mail address (verified by mail)");
+  auto* webhook = c.target_add->add_option("--webhook", a.webhook, "Webhook URL (http or https)");
+  auto* ntfy = c.target_add->add_option("--ntfy", a.ntfy, "ntfy topic URL");
+  email->excludes(webhook)->excludes(ntfy);
+  webhook->excludes(ntfy);
+  c.target_add->add_option("--secret", a.secret, "Webhook: HMAC key signing the bodies")
+      ->needs(webhook);
+  auto* tmpl = c.target_add->add_option("--template", a.body_template, "Webhook: body template")
+                   ->needs(webhook);
+  c.target_add->add_option("--content-type", a.content_type, "Webhook: the template's type")
+      ->needs(tmpl);
+  c.target_add->add_option("--token", a.token, "ntfy: access token")->needs(ntfy);
+  c.target_list = target->add_subcommand("list", "List an account's targets and their health");
+  add_account(c.target_list);
+  c.target_list->add_flag("--json", a.as_json, "JSON output");
+  c.target_rm = target->add_subcommand("rm", "Remove a target");
+  c.target_rm->add_option("id", a.target_id, "Target id")->required();
+  add_account(c.target_rm);
+  c.target_verify = target->add_subcommand("verify-resend", "Mail a new verification link");
+  c.target_verify->add_option("id", a.target_id, "Target id")->required();
+  add_account(c.target_verify);
+}
 
 Commands define(CLI::App& app, Args& a) {
   Commands c;
@@ -171,6 +227,7 @@ Commands define(CLI::App& app, Args& a) {
   c.account_rm = account->add_subcommand("rm", "Remove an account with its dags");
   c.account_rm->add_option("--username", a.username, "Login name")->required();
   c.account_rm->add_flag("--yes", a.yes, "Do not ask");
+  define_notifications(app, *account, a, c);
 
   auto* device = app.add_subcommand("device", "Dags")->require_subcommand(1);
   c.device_add = device->add_subcommand("add", "Provision a dag: id, certificate, bundle");
@@ -351,6 +408,103 @@ int configs(const Commands& c, Args& a, dag::store::Store& store) {
   return 0;
 }
 
+int preferences(const Commands& c, Args& a, dag::store::Store& store) {
+  dag::Result<dag::store::AccountSettings> settings = dag::store::AccountSettings{};
+  if (*c.account_set) {
+    std::map<std::string, nlohmann::json> changes;
+    for (const auto& item : a.items) {
+      auto kv = dag::ctl::parse_assignment(item);
+      if (!kv) return report(kv.error());
+      changes[kv->first] = kv->second;
+    }
+    settings = dag::ctl::set_settings(store, a.username, changes);
+  } else {
+    settings = dag::ctl::get_settings(store, a.username);
+  }
+  if (!settings) return report(settings.error());
+  const auto j = dag::ctl::settings_json(*settings);
+  if (a.as_json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  if (*c.account_set) std::cout << "Preferences of " << a.username << " changed:\n";
+  for (const auto& [key, value] : j.items()) {
+    std::cout << key << "=" << (value.is_string() ? value.get<std::string>() : value.dump())
+              << "\n";
+  }
+  return 0;
+}
+
+std::string target_state_text(const dag::store::NotificationTarget& t) {
+  return t.verified ? "verified" : "verification pending";
+}
+
+std::string target_health_text(const dag::store::NotificationTarget& t) {
+  std::string text = "failures " + std::to_string(t.failure_count) + "\tlast error ";
+  text += t.last_error ? time_text(t.last_error_at_ms) + " " + *t.last_error : "none";
+  return text + "\tlast success " + time_text(t.last_success_at_ms);
+}
+
+int add_target(Args& a, dag::store::Store& store) {
+  dag::ctl::NewTargetOptions o;
+  o.account = a.target_account;
+  if (a.target_email) {
+    o.address = *a.target_email;
+  } else if (a.webhook) {
+    o.kind = dag::store::TargetKind::webhook;
+    o.address = *a.webhook;
+    o.secret = a.secret;
+    o.body_template = a.body_template;
+    o.content_type = a.content_type;
+  } else if (a.ntfy) {
+    o.kind = dag::store::TargetKind::ntfy;
+    o.address = *a.ntfy;
+    o.secret = a.token;
+  } else {
+    return usage("say which: --email ADDRESS, --webhook URL or --ntfy URL");
+  }
+  auto t = dag::ctl::add_target(store, o, now_ms());
+  if (!t) return report(t.error());
+  std::cout << t->id << "\n";
+  if (!t->verified) {
+    std::fprintf(stderr, "dagctl: %s gets alerts once verified (dagd mails it a link)\n",
+                 t->address.c_str());
+  }
+  return 0;
+}
+
+int targets(const Commands& c, Args& a, dag::store::Store& store) {
+  if (*c.target_add) return add_target(a, store);
+  if (*c.target_list) {
+    auto all = dag::ctl::list_targets(store, a.target_account);
+    if (!all) return report(all.error());
+    if (a.as_json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& t : *all) j.push_back(dag::ctl::target_json(t));
+      std::cout << j.dump(2) << "\n";
+      return 0;
+    }
+    for (const auto& t : *all) {
+      std::cout << t.id << "\t" << dag::store::to_string(t.kind) << "\t" << t.address << "\t"
+                << target_state_text(t) << "\tsecret " << (t.secret ? "set" : "none") << "\t"
+                << target_health_text(t) << "\n";
+    }
+    return 0;
+  }
+  if (*c.target_rm) {
+    if (auto r = dag::ctl::remove_target(store, a.target_account, a.target_id); !r) {
+      return report(r.error());
+    }
+    std::cout << "Target " << a.target_id << " removed.\n";
+    return 0;
+  }
+  if (auto r = dag::ctl::resend_verification(store, a.target_account, a.target_id, now_ms()); !r) {
+    return report(r.error());
+  }
+  std::cout << "A new verification mail goes out shortly.\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -391,6 +545,10 @@ int main(int argc, char** argv) {
     return devices(c, a, paths, **store);
   }
   if (*c.config_set || *c.config_unset || *c.config_get) return configs(c, a, **store);
+  if (*c.account_set || *c.account_show) return preferences(c, a, **store);
+  if (*c.target_add || *c.target_list || *c.target_rm || *c.target_verify) {
+    return targets(c, a, **store);
+  }
   std::cout << app.help();
   return 2;
 }

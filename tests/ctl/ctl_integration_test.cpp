@@ -266,6 +266,21 @@ TEST_F(CtlIntegrationTest, BadInputIsExitCodeTwo) {
   EXPECT_EQ(ctl({"account", "rm", "--username", "alice"}).first.code, 2);  // not confirmed
   EXPECT_EQ(ctl({"init"}).first.code, 2);                                  // exists
   EXPECT_EQ(ctl({"frobnicate"}).first.code, 2);
+  auto bad_url = ctl({"target", "add", "--account", "alice", "--webhook", "hooks.example.com"});
+  EXPECT_EQ(bad_url.first.code, 2);
+  EXPECT_NE(bad_url.second.find("http"), std::string::npos) << bad_url.second;
+  EXPECT_EQ(ctl({"target", "add", "--account", "alice", "--email", "not-an-address"}).first.code,
+            2);
+  EXPECT_EQ(ctl({"target", "add", "--account", "alice", "--email", "alice@example.com"}).first.code,
+            2);  // a duplicate
+  EXPECT_EQ(ctl({"account", "set", "--username", "alice", "lowBatteryPercent=101"}).first.code, 2);
+  auto hook = ctl({"target", "add", "--account", "alice", "--webhook", "https://h.example.com/x",
+                   "--secret", "s3cr3t"});
+  EXPECT_TRUE(hook.first.success()) << hook.second;
+  auto list = ctl({"target", "list", "--account", "alice"});
+  EXPECT_TRUE(list.first.success());
+  EXPECT_NE(list.second.find("verification pending"), std::string::npos) << list.second;
+  EXPECT_EQ(list.second.find("s3cr3t"), std::string::npos) << list.second;
   EXPECT_EQ(ctl({"--help"}).first.code, 0);
   auto version = ctl({"--version"});
   EXPECT_TRUE(version.first.success());

@@ -290,5 +290,198 @@ TEST_F(CtlTest, ConfigPrecedenceFleetAccountDevice) {
   EXPECT_FALSE(parse_assignment("novalue"));
 }
 
+TEST_F(CtlTest, TargetsAreCheckedWhereTheyAreEntered) {
+  account("alice");
+  auto add = [&](store::TargetKind kind, const std::string& address,
+                 std::optional<std::string> secret = std::nullopt,
+                 std::optional<std::string> tmpl = std::nullopt,
+                 std::optional<std::string> type = std::nullopt) {
+    return add_target(*store_, {"alice", kind, address, secret, tmpl, type}, kNow);
+  };
+  using store::TargetKind;
+  // E-mail: unverified (dagd mails the link); webhook and ntfy: verified at once.
+  auto mail = add(TargetKind::email, "second@example.com");
+  ASSERT_TRUE(mail) << mail.error().message;
+  EXPECT_FALSE(mail->verified);
+  EXPECT_TRUE(mail->verification_requested);
+  auto hook = add(TargetKind::webhook, "https://hooks.example.com/dag", "hmac key",
+                  R"({"text": "{{message}}"})", "application/json");
+  ASSERT_TRUE(hook) << hook.error().message;
+  EXPECT_TRUE(hook->verified);
+  EXPECT_EQ(hook->content_type, "application/json");
+  auto topic = add(TargetKind::ntfy, "https://ntfy.sh/my-dags", "tk_token");
+  ASSERT_TRUE(topic) << topic.error().message;
+  EXPECT_TRUE(topic->verified);
+  EXPECT_EQ(topic->secret, "tk_token");
+
+  // Every rule, with a message that names what is wrong.
+  auto refused = [](const Result<store::NotificationTarget>& r, const std::string& says) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    EXPECT_EQ(exit_code(r.error()), 2);
+    EXPECT_NE(r.error().message.find(says), std::string::npos) << r.error().message;
+  };
+  refused(add(TargetKind::email, "not-an-address"), "not-an-address");
+  refused(add(TargetKind::email, "x@example.com", "secret"), "no secret");
+  refused(add(TargetKind::webhook, "ftp://example.com/x"), "ftp://example.com/x");
+  refused(add(TargetKind::webhook, "https://user:pw@example.com/x"), "user:pw");
+  refused(add(TargetKind::ntfy, "ntfy.sh/topic"), "ntfy.sh/topic");
+  refused(add(TargetKind::webhook, "https://a.example.com/", std::string(513, 's')), "secret");
+  refused(add(TargetKind::webhook, "https://a.example.com/", std::nullopt, "{{nope}}"),
+          "body template");
+  refused(add(TargetKind::webhook, "https://a.example.com/", std::nullopt, "{{title", "text/plain"),
+          "body template");
+  refused(add(TargetKind::webhook, "https://a.example.com/", std::nullopt, "{{title}}", "json"),
+          "content type");
+  refused(
+      add(TargetKind::webhook, "https://a.example.com/", std::nullopt, std::nullopt, "text/plain"),
+      "needs a body template");
+  refused(add(TargetKind::ntfy, "https://ntfy.sh/t", std::nullopt, "{{title}}"), "only webhooks");
+  refused(add(TargetKind::email, "a@example.com", std::nullopt, std::nullopt, "text/plain"),
+          "only webhooks");
+  refused(add(TargetKind::webhook, "https://a.example.com/", std::nullopt, std::string(4097, 'x')),
+          "4096");
+  // A duplicate (account add made alice@example.com) and an unknown account.
+  refused(add(TargetKind::email, "alice@example.com"), "already");
+  refused(add(TargetKind::webhook, "https://hooks.example.com/dag"), "already");
+  EXPECT_EQ(add_target(*store_, {"nobody", TargetKind::email, "n@example.com"}, kNow).error().code,
+            Errc::not_found);
+  EXPECT_EQ(list_targets(*store_, "alice")->size(), 4U);  // nothing of the refused ones
+}
+
+TEST_F(CtlTest, TargetListShowsHealthButNoSecrets) {
+  account("alice");
+  auto hook = add_target(
+      *store_, {"alice", store::TargetKind::webhook, "https://hooks.example.com/x", "s3cr3t"},
+      kNow);
+  ASSERT_TRUE(hook);
+  {
+    auto tx = store_->begin(store::TxMode::read_write);
+    ASSERT_TRUE((*tx)->record_delivery(hook->id, true, "", kNow + 1));
+    ASSERT_TRUE((*tx)->record_delivery(hook->id, false, "HTTP 500", kNow + 2));
+    ASSERT_TRUE((*tx)->record_delivery(hook->id, false, "HTTP 503", kNow + 3));
+    ASSERT_TRUE((*tx)->commit());
+  }
+  auto all = list_targets(*store_, "alice");
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2U);
+  const bool hook_first = (*all)[0].id == hook->id;  // both made at kNow
+  const auto& t = (*all)[hook_first ? 0 : 1];
+  EXPECT_EQ(t.id, hook->id);
+  EXPECT_EQ(t.failure_count, 2);
+  const auto j = target_json(t);
+  EXPECT_EQ(j["failureCount"], 2);
+  EXPECT_EQ(j["lastError"], "HTTP 503");
+  EXPECT_EQ(j["lastErrorAt"], kNow + 3);
+  EXPECT_EQ(j["lastSuccessAt"], kNow + 1);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["secret"], "set");
+  EXPECT_EQ(j.dump().find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(target_json((*all)[hook_first ? 1 : 0])["secret"], "none");
+  EXPECT_EQ(list_targets(*store_, "nobody").error().code, Errc::not_found);
+}
+
+TEST_F(CtlTest, TargetsOfAnotherAccountAreNotTouched) {
+  account("alice");
+  account("bob");
+  const auto bobs = list_targets(*store_, "bob");
+  ASSERT_TRUE(bobs);
+  ASSERT_EQ(bobs->size(), 1U);
+  const auto id = (*bobs)[0].id;
+  auto rm = remove_target(*store_, "alice", id);
+  ASSERT_FALSE(rm);
+  EXPECT_EQ(rm.error().code, Errc::not_found);
+  EXPECT_NE(rm.error().message.find("no such target"), std::string::npos);
+  EXPECT_EQ(resend_verification(*store_, "alice", id, kNow).error().code, Errc::not_found);
+  EXPECT_EQ(list_targets(*store_, "bob")->size(), 1U);
+  EXPECT_EQ(remove_target(*store_, "bob", "no-such-id").error().code, Errc::not_found);
+  ASSERT_TRUE(remove_target(*store_, "bob", id));
+  EXPECT_TRUE(list_targets(*store_, "bob")->empty());
+}
+
+TEST_F(CtlTest, VerificationResendIsRateLimited) {
+  account("alice");
+  const auto mail = (*list_targets(*store_, "alice"))[0];
+  // dagd's worker mails the link.
+  {
+    auto tx = store_->begin(store::TxMode::read_write);
+    ASSERT_TRUE((*tx)->create_verification(mail.id, std::string(64, 'a'), kNow, kNow + 86'400'000));
+    ASSERT_TRUE((*tx)->commit());
+  }
+  auto early = resend_verification(*store_, "alice", mail.id, kNow + 10'000);
+  ASSERT_FALSE(early);
+  EXPECT_EQ(exit_code(early.error()), 2);
+  EXPECT_NE(early.error().message.find("try again in 50 s"), std::string::npos)
+      << early.error().message;
+  ASSERT_TRUE(resend_verification(*store_, "alice", mail.id, kNow + kVerificationResendIntervalMs));
+  EXPECT_TRUE((*list_targets(*store_, "alice"))[0].verification_requested);
+  // Webhooks have nothing to verify; verified addresses need no mail.
+  auto hook =
+      add_target(*store_, {"alice", store::TargetKind::webhook, "https://h.example.com/"}, kNow);
+  ASSERT_TRUE(hook);
+  EXPECT_EQ(resend_verification(*store_, "alice", hook->id, kNow).error().code,
+            Errc::invalid_argument);
+  {
+    auto tx = store_->begin(store::TxMode::read_write);
+    ASSERT_TRUE((*tx)->set_target_verified(mail.id, true));
+    ASSERT_TRUE((*tx)->commit());
+  }
+  auto verified = resend_verification(*store_, "alice", mail.id, kNow + 600'000);
+  ASSERT_FALSE(verified);
+  EXPECT_NE(verified.error().message.find("verified already"), std::string::npos);
+}
+
+TEST_F(CtlTest, PreferencesRoundTripAndAreChecked) {
+  account("alice");
+  auto defaults = get_settings(*store_, "alice");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(*defaults, store::AccountSettings{});
+  auto set = set_settings(*store_, "alice",
+                          {{"powerOffGraceS", 120},
+                           {"disconnectGraceS", 604'800},
+                           {"lowBatteryPercent", 0},
+                           {"timeZone", "Europe/Oslo"},
+                           {"notifyPowerLost", false},
+                           {"notifyPowerBack", false},
+                           {"notifyContactLost", false},
+                           {"notifyDagBack", false},
+                           {"notifyBatteryLow", false}});
+  ASSERT_TRUE(set) << set.error().message;
+  const store::AccountSettings want{120,   604'800, 0,     "Europe/Oslo", false,
+                                    false, false,   false, false};
+  EXPECT_EQ(*set, want);
+  EXPECT_EQ(*get_settings(*store_, "alice"), want);
+  EXPECT_EQ(settings_json(want)["timeZone"], "Europe/Oslo");
+  EXPECT_EQ(settings_json(want)["disconnectGraceS"], 604'800);
+  // Only the keys given change.
+  ASSERT_TRUE(set_settings(*store_, "alice", {{"notifyDagBack", true}}));
+  EXPECT_TRUE(get_settings(*store_, "alice")->notify_dag_back);
+  EXPECT_EQ(get_settings(*store_, "alice")->power_off_grace_s, 120);
+
+  // Bad keys and values name the key; one bad change stops the others.
+  auto refused = [&](const std::map<std::string, json>& changes, const std::string& says) {
+    auto r = set_settings(*store_, "alice", changes);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    EXPECT_NE(r.error().message.find(says), std::string::npos) << r.error().message;
+  };
+  refused({{"colour", "red"}}, "colour");
+  refused({{"powerOffGraceS", -1}}, "powerOffGraceS: must be a whole number 0..604800");
+  refused({{"disconnectGraceS", 604'801}}, "disconnectGraceS");
+  refused({{"disconnectGraceS", 1.5}}, "disconnectGraceS");
+  refused({{"lowBatteryPercent", 101}}, "lowBatteryPercent: must be a whole number 0..100");
+  refused({{"lowBatteryPercent", "20"}}, "lowBatteryPercent");
+  refused({{"timeZone", "Mars/Olympus_Mons"}}, "timeZone");
+  refused({{"timeZone", 1}}, "timeZone");
+  refused({{"notifyPowerLost", "yes"}}, "notifyPowerLost: must be true or false");
+  refused({{"notifyBatteryLow", 1}}, "notifyBatteryLow");
+  refused({{"notifyDagBack", false}, {"lowBatteryPercent", 200}}, "lowBatteryPercent");
+  refused({}, "nothing to set");
+  EXPECT_TRUE(get_settings(*store_, "alice")->notify_dag_back);  // unchanged
+  EXPECT_EQ(set_settings(*store_, "nobody", {{"notifyDagBack", true}}).error().code,
+            Errc::not_found);
+  EXPECT_EQ(get_settings(*store_, "nobody").error().code, Errc::not_found);
+}
+
 }  // namespace
 }  // namespace dag::ctl

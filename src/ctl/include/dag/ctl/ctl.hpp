@@ -68,6 +68,69 @@ Result<std::vector<store::Account>> list_accounts(store::Store& store);
 Result<int> remove_account(const Paths& paths, store::Store& store, const std::string& username,
                            std::int64_t now_ms, std::vector<std::string>& notes);
 
+// ---- notification targets ---------------------------------------------------------------
+
+struct NewTargetOptions {
+  std::string account{};  ///< username
+  store::TargetKind kind{store::TargetKind::email};
+  std::string address{};  ///< an e-mail address, or the webhook's / ntfy topic's URL
+  /// Webhooks: the HMAC key signing bodies; ntfy: the access token. Not for e-mail.
+  std::optional<std::string> secret{};
+  /// Webhooks only: a body template (dag/notify/template.hpp) and its Content-Type
+  /// (without one: text/plain). A content type needs a template.
+  std::optional<std::string> body_template{};
+  std::optional<std::string> content_type{};
+};
+
+/// Adds a target. E-mail targets start unverified (dagd mails them a verification link);
+/// webhooks and ntfy topics are verified at once (the owner typed the URL, there is no
+/// one to ask). Errors: not_found (account), invalid_argument (a malformed address, URL,
+/// template or content type; an option the kind does not take; the account has this
+/// address already).
+Result<store::NotificationTarget> add_target(store::Store& store, const NewTargetOptions& options,
+                                             std::int64_t now_ms);
+
+/// The account's targets, oldest first. Errors: not_found (account).
+Result<std::vector<store::NotificationTarget>> list_targets(store::Store& store,
+                                                            const std::string& account);
+
+/// A target as JSON for `target list --json`: id, kind, address, verified, health
+/// (failureCount, lastError, lastErrorAt, lastSuccessAt) and "secret": "set"/"none"
+/// (never the secret itself).
+nlohmann::json target_json(const store::NotificationTarget& target);
+
+/// Removes one of the account's targets. Errors: not_found (no account, or no such target
+/// of this account: another account's target is not revealed).
+Result<void> remove_target(store::Store& store, const std::string& account,
+                           const std::string& target_id);
+
+/// Shortest time between two verification mails to one address.
+inline constexpr std::int64_t kVerificationResendIntervalMs = 60'000;
+
+/// Asks dagd's worker to mail the target a new verification link. Errors: not_found (as
+/// remove_target), invalid_argument (not an e-mail target, verified already, or the last
+/// mail went less than kVerificationResendIntervalMs ago: the message says how long to
+/// wait).
+Result<void> resend_verification(store::Store& store, const std::string& account,
+                                 const std::string& target_id, std::int64_t now_ms);
+
+// ---- account preferences ----------------------------------------------------------------
+
+/// The account's settings. Errors: not_found.
+Result<store::AccountSettings> get_settings(store::Store& store, const std::string& username);
+
+/// The settings as JSON with the keys `account set` takes: powerOffGraceS,
+/// disconnectGraceS, lowBatteryPercent, timeZone, notifyPowerLost, notifyPowerBack,
+/// notifyContactLost, notifyDagBack, notifyBatteryLow.
+nlohmann::json settings_json(const store::AccountSettings& settings);
+
+/// Changes some settings in one transaction and returns them all. Keys as in
+/// settings_json; grace periods 0..604800 s, lowBatteryPercent 0..100, timeZone an IANA
+/// name known to the tz database, notify* true/false. Errors: not_found (account),
+/// invalid_argument naming the key and the rule (nothing is changed).
+Result<store::AccountSettings> set_settings(store::Store& store, const std::string& username,
+                                            const std::map<std::string, nlohmann::json>& changes);
+
 // ---- devices ----------------------------------------------------------------------------
 
 struct NewDeviceOptions {
