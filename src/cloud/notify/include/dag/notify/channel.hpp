@@ -9,11 +9,11 @@
 // Blocking: deliver() does network I/O, bounded by the channel's timeouts.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "dag/common/result.hpp"
 #include "dag/protocol/vocabulary.hpp"
@@ -34,9 +34,9 @@ struct Item {
 /// One message to one target.
 struct Notice {
   std::string account_id;
-  std::string account_name;   ///< the username, for the greeting
+  std::string account_name;      ///< the username, for the greeting
   std::string time_zone{"UTC"};  ///< IANA name; times are shown in it
-  std::string dashboard_url;  ///< public base URL of the dashboard (no trailing slash)
+  std::string dashboard_url;     ///< public base URL of the dashboard (no trailing slash)
   /// The first alert of a quiet account: one item. A coalesced follow-up: every item
   /// gathered during the coalescing window ("3 more of your dags lost power").
   std::vector<Item> items;
