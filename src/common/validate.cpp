@@ -2,42 +2,13 @@
 
 #include <cstdint>
 
+#include "dag/common/utf8.hpp"
+
 namespace dag::validate {
 namespace {
 
 bool is_label_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-}
-
-// Decodes one UTF-8 code point at s[i]; returns its length, or 0 when malformed.
-std::size_t utf8_length(std::string_view s, std::size_t i, std::uint32_t& cp) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  std::size_t n = 0;
-  if (b < 0x80) {
-    cp = b;
-    return 1;
-  }
-  if ((b & 0xE0) == 0xC0) {
-    n = 2;
-    cp = b & 0x1F;
-  } else if ((b & 0xF0) == 0xE0) {
-    n = 3;
-    cp = b & 0x0F;
-  } else if ((b & 0xF8) == 0xF0) {
-    n = 4;
-    cp = b & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    if ((c & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
 }
 
 }  // namespace
@@ -81,8 +52,8 @@ std::optional<std::string> display_name_error(std::string_view name, std::size_t
   std::size_t chars = 0;
   bool visible = false;
   for (std::size_t i = 0; i < name.size();) {
-    std::uint32_t cp = 0;
-    const auto n = utf8_length(name, i, cp);
+    char32_t cp = 0;
+    const auto n = utf8::decode(name, i, cp);
     if (n == 0) return "the name is not valid UTF-8";
     if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) return "the name contains a control character";
     if (cp != ' ') visible = true;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "dag/common/utf8.hpp"
 #include "dag/notify/mime.hpp"
 #include "dag/notify/render.hpp"
 
@@ -42,35 +43,6 @@ std::optional<Match> match_at(std::string_view tmpl, std::size_t open) {
   const auto index = placeholder_index(trim(tmpl.substr(open + 2, close - open - 2)));
   if (!index) return std::nullopt;
   return Match{*index, close + 2};
-}
-
-// Length of a well-formed UTF-8 sequence at s[i], 0 when malformed.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  if (b < 0x80) return 1;
-  std::size_t n = 0;
-  std::uint32_t cp = 0;
-  if ((b & 0xE0) == 0xC0) {
-    n = 2;
-    cp = b & 0x1F;
-  } else if ((b & 0xF0) == 0xE0) {
-    n = 3;
-    cp = b & 0x0F;
-  } else if ((b & 0xF8) == 0xF0) {
-    n = 4;
-    cp = b & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    if ((c & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
 }
 
 }  // namespace
@@ -144,7 +116,8 @@ std::optional<std::string> template_error(std::string_view tmpl) {
     return fmt::format("the template is longer than {} bytes", kMaxTemplateBytes);
   }
   for (std::size_t i = 0; i < tmpl.size();) {
-    const auto n = utf8_length(tmpl, i);
+    char32_t cp = 0;
+    const auto n = utf8::decode(tmpl, i, cp);
     if (n == 0) return "the template is not valid UTF-8";
     const auto b = static_cast<unsigned char>(tmpl[i]);
     if (n == 1 && (b < 0x20 || b == 0x7F) && b != '\t' && b != '\r' && b != '\n') {
