@@ -895,7 +895,9 @@ TEST_F(DagdIntegration, SigtermDuringABurstProcessesEverythingAcknowledged) {
 
   // SIGTERM half-way through: the second half arrives while dagd shuts down.
   for (int seq = 1; seq <= kReports; ++seq) {
-    if (seq == (kReports / 2) + 1) ASSERT_TRUE(dagd_->process().signal(SIGTERM));
+    if (seq == (kReports / 2) + 1) {
+      ASSERT_TRUE(dagd_->process().signal(SIGTERM));
+    }
     for (int d = 0; d < kDevices; ++d) {
       ASSERT_NO_FATAL_FAILURE(
           publish(*t, update_topic("dag-s" + std::to_string(d)),
