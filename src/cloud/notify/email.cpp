@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -18,17 +17,6 @@ namespace {
 const Clock& system_clock() {
   static const SystemClock clock;
   return clock;
-}
-
-// Lower-case hex SHA-256 (ids and boundaries derived from keys).
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    length = 0;
-  }
-  return mime::hex(std::string_view{reinterpret_cast<const char*>(digest.data()),  // NOLINT
-                                    length});
 }
 
 bool is_id_char(char c) {
