@@ -4,19 +4,15 @@
 #include <algorithm>
 #include <array>
 
-#include "dag/common/validate.hpp"
 #include "dag/ctl/ctl.hpp"
 #include "dag/notify/render.hpp"
-#include "dag/notify/template.hpp"
+#include "dag/notify/target_check.hpp"
 
 #include "internal.hpp"
 
 namespace dag::ctl {
 
 namespace {
-
-constexpr std::size_t kMaxSecretBytes = 512;         // store limit
-constexpr std::size_t kMaxBodyTemplateBytes = 4096;  // store limit
 
 // The account (by username) inside a store transaction: not_found names it.
 store::StoreResult<store::Account> account_in(store::Transaction& tx, const std::string& username) {
@@ -40,35 +36,6 @@ store::StoreResult<store::NotificationTarget> owned_target(store::Transaction& t
   }
   return store::fail(store::StoreErrc::not_found,
                      "no such target '" + target_id + "' of account '" + username + "'");
-}
-
-std::optional<std::string> target_options_error(const NewTargetOptions& o) {
-  using store::TargetKind;
-  if (o.kind == TargetKind::email) {
-    if (auto why = validate::email_error(o.address)) return "'" + o.address + "': " + *why;
-    if (o.secret) return "an e-mail target takes no secret";
-  } else {
-    if (auto why = validate::url_error(o.address)) return "'" + o.address + "': " + *why;
-    if (o.secret && (o.secret->empty() || o.secret->size() > kMaxSecretBytes)) {
-      return fmt::format("the secret must have 1..{} bytes", kMaxSecretBytes);
-    }
-  }
-  if (o.kind != TargetKind::webhook && (o.body_template || o.content_type)) {
-    return "only webhooks take a body template and content type";
-  }
-  if (o.content_type && !o.body_template) return "a content type needs a body template";
-  if (o.body_template) {
-    if (o.body_template->size() > kMaxBodyTemplateBytes) {
-      return fmt::format("the body template must have at most {} bytes", kMaxBodyTemplateBytes);
-    }
-    if (auto why = notify::template_error(*o.body_template)) return "the body template: " + *why;
-  }
-  if (o.content_type) {
-    if (auto why = notify::content_type_error(*o.content_type)) {
-      return "the content type '" + *o.content_type + "': " + *why;
-    }
-  }
-  return std::nullopt;
 }
 
 nlohmann::json optional_json(const std::optional<std::int64_t>& v) {
@@ -156,21 +123,23 @@ std::string setting_names() {
 
 Result<store::NotificationTarget> add_target(store::Store& store, const NewTargetOptions& options,
                                              std::int64_t now_ms) {
-  if (auto why = target_options_error(options)) return fail(Errc::invalid_argument, *why);
+  // Only an e-mail address has someone to ask.
+  const store::NewTarget wanted{.kind = options.kind,
+                                .address = options.address,
+                                .verified = options.kind != store::TargetKind::email,
+                                .secret = options.secret,
+                                .created_at_ms = now_ms,
+                                .body_template = options.body_template,
+                                .content_type = options.content_type};
+  if (auto why = notify::new_target_error(wanted)) return fail(Errc::invalid_argument, *why);
   auto r = store::transact(
       store, store::TxMode::read_write,
       [&](store::Transaction& tx) -> store::StoreResult<store::NotificationTarget> {
         auto a = account_in(tx, options.account);
         if (!a) return Unexpected<store::StoreError>{a.error()};
-        auto t = tx.add_target({.account_id = a->id,
-                                .kind = options.kind,
-                                .address = options.address,
-                                // Only an e-mail address has someone to ask.
-                                .verified = options.kind != store::TargetKind::email,
-                                .secret = options.secret,
-                                .created_at_ms = now_ms,
-                                .body_template = options.body_template,
-                                .content_type = options.content_type});
+        auto row = wanted;
+        row.account_id = a->id;
+        auto t = tx.add_target(row);
         if (!t && t.error().code == store::StoreErrc::conflict) {
           return store::fail(
               store::StoreErrc::conflict,

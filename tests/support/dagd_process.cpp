@@ -1,5 +1,6 @@
 #include "dag/test/dagd_process.hpp"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -19,6 +20,9 @@ Result<std::unique_ptr<DagdProcess>> DagdProcess::start(TestPki& pki, DagdOption
       {"DAG_MQTT_CERT", id.cert.string()},
       {"DAG_MQTT_KEY", id.key.string()},
       {"DAG_LOG_LEVEL", "debug"},
+      // Any free port (logged); tests read it with api_port().
+      {"DAG_API_PORT", "0"},
+      {"DAG_API_JWT_SECRET", "integration-test-secret-integration-test-secret"},
   };
   for (const auto& kv : d->options_.env) d->env_.push_back(kv);
   if (auto r = d->launch(); !r) return Unexpected<Error>{r.error()};
@@ -41,6 +45,15 @@ Result<void> DagdProcess::launch() {
     const auto out = process_->output();
     process_->kill9();
     return fail(Errc::unavailable, "dagd did not subscribe in time:\n" + out);
+  }
+  // "... api.listening host=127.0.0.1 port=40123 tls=false ...": this run's last one.
+  const auto out = process_->output();
+  const auto at = out.rfind("api.listening");
+  api_port_ = 0;
+  if (at != std::string::npos) {
+    const auto field = out.find(" port=", at);
+    if (field != std::string::npos)
+      api_port_ = std::atoi(out.c_str() + field + 6);  // NOLINT(cert-err34-c)
   }
   return ok();
 }

@@ -3,7 +3,11 @@
 #include <csignal>
 #include <thread>
 
+#include "dag/api/api.hpp"
+#include "dag/api/metrics.hpp"
+#include "dag/api/server.hpp"
 #include "dag/common/clock.hpp"
+#include "dag/common/encoding.hpp"
 #include "dag/common/files.hpp"
 #include "dag/common/log.hpp"
 #include "dag/ingest/ingest.hpp"
@@ -122,7 +126,13 @@ int run_dagd(const DagdSettings& s) {
   notify::Worker notifier(**store, clock, wo,
                           {email.get(), email ? &verifier : nullptr, &webhook, &ntfy},
                           notify_metrics);
+  // Live event streams of the API, fed by the ingest worker after each commit. Ids start
+  // at the clock (µs-ish), so a browser's Last-Event-ID from an earlier run reads as a gap.
+  api::EventHub hub(static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
   shadow::ServiceOptions service_options;
+  service_options.on_device_changed = [&hub](const store::Device& d) {
+    api::publish_device(hub, d);
+  };
   service_options.rate_per_s = s.rate_per_s;
   service_options.rate_burst = s.rate_burst;
   service_options.owner = s.client_id;
@@ -169,6 +179,95 @@ int run_dagd(const DagdSettings& s) {
     (*client)->subscribe(filter, 1);
   }
 
+  // The REST API. Test notifications use channel objects of their own: a channel serves
+  // one thread at a time, and the outbox worker owns the others.
+  std::unique_ptr<notify::EmailChannel> test_email;
+  if (email) {
+    notify::SmtpOptions so;
+    so.url = s.smtp_url;
+    so.from = s.smtp_from;
+    if (!s.smtp_username.empty()) so.username = s.smtp_username;
+    if (!s.smtp_password.empty()) so.password = s.smtp_password;
+    so.tls = notify::parse_smtp_tls(s.smtp_starttls).value_or(notify::SmtpTls::opportunistic);
+    if (auto made = notify::EmailChannel::create(so, clock)) test_email = std::move(made).value();
+  }
+  notify::WebhookChannel test_webhook(http, clock);
+  notify::NtfyChannel test_ntfy(http);
+  api::ApiMetrics api_metrics;
+  api::ApiOptions ao;
+  ao.jwt_secret = s.jwt_secret;
+  if (ao.jwt_secret.empty()) {
+    log::warn("api.jwt_secret_random", {{"effect", "logins end when dagd restarts"}});
+    auto key = random_bytes(32);
+    if (!key) {
+      log::error("api.jwt_secret_failed", {{"error", key.error().message}});
+      return 1;
+    }
+    ao.jwt_secret = base64url_encode(*key);
+  }
+  ao.token_ttl = std::chrono::seconds{s.token_ttl_s};
+  ao.public_url = s.public_url;
+  ao.cors_origins = s.cors_origins;
+  ao.trust_forwarded_for = s.trust_forwarded_for;
+  ao.login = {.per_user_per_minute = static_cast<double>(s.login_per_user_per_minute),
+              .per_user_burst = static_cast<double>(s.login_per_user_per_minute),
+              .per_address_per_minute = static_cast<double>(s.login_per_address_per_minute),
+              .per_address_burst = static_cast<double>(s.login_per_address_per_minute)};
+  ao.openapi_yaml = std::string(api::openapi_document());
+  api::ApiHooks hooks;
+  hooks.broker_ok = [&ingest] { return ingest.broker_connected(); };
+  hooks.wake_notifier = [&notifier] { notifier.wake(); };
+  hooks.test_channels = {test_email.get(), nullptr, &test_webhook, &test_ntfy};
+  hooks.metrics = [&] {
+    api::Gauges g;
+    auto counts =
+        store::transact(**store, store::TxMode::read_only,
+                        [](store::Transaction& tx)
+                            -> store::StoreResult<std::pair<store::DeviceCounts, std::int64_t>> {
+                          auto d = tx.count_devices();
+                          if (!d) return Unexpected<store::StoreError>{d.error()};
+                          auto o = tx.count_pending_intents();
+                          if (!o) return Unexpected<store::StoreError>{o.error()};
+                          return std::pair{*d, *o};
+                        });
+    if (counts) {
+      g.devices_total = counts->first.total;
+      g.devices_connected = counts->first.connected;
+      g.outbox_depth = counts->second;
+    }
+    g.database_ok = counts && metrics.database_ok.load(std::memory_order_relaxed);
+    g.broker_ok = ingest.broker_connected();
+    g.ingest_queue = ingest.queued();
+    g.sse_streams = hub.streams();
+    return api_metrics.render(metrics, notify_metrics, g);
+  };
+  api::Api rest(**store, clock, ao, hub, std::move(hooks));
+  api::ServerOptions web;
+  web.host = s.api_host;
+  web.port = s.api_port;
+  web.web_root = s.web_root;
+  web.threads = s.api_threads;
+  web.max_streams = s.max_streams;
+  if (!s.api_tls_cert_pem.empty()) {
+    auto cert = write_private_file(s.state_dir / "tls" / "api-cert.pem", s.api_tls_cert_pem);
+    auto key = write_private_file(s.state_dir / "tls" / "api-key.pem", s.api_tls_key_pem);
+    if (!cert || !key) {
+      log::error("tls.write_failed",
+                 {{"error", !cert ? cert.error().message : key.error().message}});
+      return 1;
+    }
+    web.tls_cert_file = (s.state_dir / "tls" / "api-cert.pem").string();
+    web.tls_key_file = (s.state_dir / "tls" / "api-key.pem").string();
+  }
+  api::Server server(rest, hub, &api_metrics, web);
+  if (s.api_enabled) {
+    auto port = server.start();
+    if (!port) {
+      log::error("api.start_failed", {{"error", port.error().message}});
+      return 1;
+    }
+  }
+
   log::info("dagd.starting", {{"database", s.database_path.string()},
                               {"broker", s.mqtt_host + ":" + std::to_string(s.mqtt_port)},
                               {"client_id", s.client_id},
@@ -187,6 +286,7 @@ int run_dagd(const DagdSettings& s) {
     log::info("dagd.stopping", {{"signal", sig}});
     break;
   }
+  server.stop();  // no new requests; the streams end
   ingest.stop();
   worker.join();
   (*client)->stop();

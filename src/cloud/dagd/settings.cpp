@@ -154,6 +154,67 @@ config::Schema make_schema() {
               .help = "Signs login tokens (REST API); `dagctl init` writes a random one. Empty: "
                       "a new one at every start, which logs everyone out",
               .secret = true});
+  s.add(Field{.key = "api.enabled",
+              .type = Type::boolean,
+              .default_value = "true",
+              .help = "Serve the REST API and the dashboard"});
+  s.add(Field{.key = "api.host",
+              .default_value = "127.0.0.1",
+              .help = "Address the API listens on (0.0.0.0: every interface)"});
+  s.add(Field{.key = "api.port",
+              .type = Type::integer,
+              .default_value = "8080",
+              .help = "Port of the API (0: any free port, logged as api.listening)",
+              .min = 0,
+              .max = 65535});
+  s.add(Field{.key = "api.tls_cert",
+              .type = Type::pem,
+              .help = "HTTPS certificate chain (PEM, base64 PEM or path); with api.tls_key "
+                      "dagd serves HTTPS itself, without them plain HTTP for a reverse proxy"});
+  s.add(
+      Field{.key = "api.tls_key", .type = Type::pem, .help = "HTTPS private key", .secret = true});
+  s.add(Field{.key = "api.token_ttl_s",
+              .type = Type::integer,
+              .default_value = "7200",
+              .help = "Lifetime of a login token",
+              .min = 60,
+              .max = 30 * 86'400});
+  s.add(Field{.key = "api.web_root",
+              .default_value = "",
+              .help = "Directory of the built dashboard (web/dist); empty: no dashboard"});
+  s.add(Field{.key = "api.cors_origins",
+              .default_value = "",
+              .help = "Comma-separated origins allowed to call the API from a browser, or *; "
+                      "empty: only the dashboard's own origin"});
+  s.add(Field{.key = "api.trust_forwarded_for",
+              .type = Type::boolean,
+              .default_value = "false",
+              .help = "Take the client address from X-Forwarded-For (only behind a reverse "
+                      "proxy that sets it: login throttling is per address)"});
+  s.add(Field{.key = "api.login_per_user_per_minute",
+              .type = Type::integer,
+              .default_value = "5",
+              .help = "Login attempts per username and minute (also the burst); beyond: 429",
+              .min = 1,
+              .max = 100'000});
+  s.add(Field{.key = "api.login_per_address_per_minute",
+              .type = Type::integer,
+              .default_value = "30",
+              .help = "Login attempts per client address and minute (also the burst)",
+              .min = 1,
+              .max = 100'000});
+  s.add(Field{.key = "api.threads",
+              .type = Type::integer,
+              .default_value = "8",
+              .help = "Threads for API requests",
+              .min = 1,
+              .max = 1024});
+  s.add(Field{.key = "api.max_streams",
+              .type = Type::integer,
+              .default_value = "2000",
+              .help = "Live event streams (dashboards) open at once; each holds a thread",
+              .min = 0,
+              .max = 100'000});
   s.add(Field{.key = "log.level",
               .default_value = "info",
               .help = "Log level",
@@ -207,6 +268,34 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
     return fail(Errc::config, "api.public_url must start with http:// or https://");
   }
   auto text = [&](const char* key) { return cfg.has(key) ? cfg.str(key) : std::string(); };
+  s.api_enabled = cfg.boolean("api.enabled");
+  s.api_host = cfg.str("api.host");
+  s.api_port = static_cast<int>(cfg.integer("api.port"));
+  if (cfg.has("api.tls_cert") != cfg.has("api.tls_key")) {
+    return fail(Errc::config, "api.tls_cert and api.tls_key go together");
+  }
+  if (cfg.has("api.tls_cert")) {
+    s.api_tls_cert_pem = cfg.pem("api.tls_cert");
+    s.api_tls_key_pem = cfg.pem("api.tls_key");
+  }
+  s.token_ttl_s = cfg.integer("api.token_ttl_s");
+  s.web_root = text("api.web_root");
+  const std::string origins = text("api.cors_origins");
+  for (std::string_view rest = origins; !rest.empty();) {
+    const auto comma = rest.find(',');
+    auto item = rest.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) s.cors_origins.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  s.trust_forwarded_for = cfg.boolean("api.trust_forwarded_for");
+  s.login_per_user_per_minute = static_cast<int>(cfg.integer("api.login_per_user_per_minute"));
+  s.login_per_address_per_minute =
+      static_cast<int>(cfg.integer("api.login_per_address_per_minute"));
+  s.api_threads = static_cast<int>(cfg.integer("api.threads"));
+  s.max_streams = static_cast<int>(cfg.integer("api.max_streams"));
   s.smtp_url = text("smtp.url");
   if (!s.smtp_url.empty() && !s.smtp_url.starts_with("smtp://") &&
       !s.smtp_url.starts_with("smtps://")) {

@@ -67,6 +67,8 @@ struct Service::Pass {
   /// both only become the service's cache once the transaction committed.
   std::map<std::string, store::Account, std::less<>> accounts;
   std::vector<std::tuple<std::string, std::int64_t, protocol::ShadowDocument>> shadows;
+  /// Devices whose derived state this transaction changed, as they are after it.
+  std::vector<store::Device> changed;
 
   void reject(std::string_view thing, ShadowOp op, const protocol::ShadowError& error,
               std::int64_t now_s) {
@@ -82,10 +84,14 @@ struct Service::Pass {
 namespace {
 
 // Writes what the rules decided, in the caller's transaction.
-StoreResult<void> apply_decision(store::Transaction& tx, const std::string& device_id,
+StoreResult<void> apply_decision(store::Transaction& tx, const rules::Context& ctx,
                                  const rules::Decision& d, auto& pass) {
+  const std::string& device_id = ctx.device.id;
   if (d.state_changed) {
     if (auto r = tx.update_device_state(device_id, d.state); !r) return r;
+    auto changed = ctx.device;
+    changed.state = d.state;
+    pass.changed.push_back(std::move(changed));
   }
   for (const auto& event : d.events) {
     auto r = tx.append_event(event);
@@ -265,6 +271,9 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
     shadow_cache_.insert_or_assign(thing, CachedShadow{revision, std::move(document)});
   }
   if (pass.hint) scheduled_hint_ = std::min(scheduled_hint_.value_or(*pass.hint), *pass.hint);
+  if (options_.on_device_changed) {
+    for (const auto& device : pass.changed) options_.on_device_changed(device);
+  }
   if (out.empty()) {
     out = std::move(pass.out);
   } else {
@@ -362,7 +371,7 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
         auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
         if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
         auto decision = rules::on_report(*ctx, rules::parse_report(result->reported_patch));
-        if (auto r = apply_decision(tx, thing, decision, pass); !r) return r;
+        if (auto r = apply_decision(tx, *ctx, decision, pass); !r) return r;
       }
       ++pass.updates;
       pass.reply(thing, req.op, ShadowReply::accepted, std::move(result->accepted));
@@ -375,7 +384,7 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
       // A dag asks for its shadow after every connect: that is contact too.
       auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
       if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
-      if (auto r = apply_decision(tx, thing, rules::on_connected(*ctx), pass); !r) return r;
+      if (auto r = apply_decision(tx, *ctx, rules::on_connected(*ctx), pass); !r) return r;
       if (!result) {
         pass.reject(thing, req.op, result.error(), now_s);
       } else {
@@ -438,7 +447,7 @@ StoreResult<void> Service::apply_presence(store::Transaction& tx, const Work& wo
     decision.state_changed = true;
   }
   ++pass.presence_applied;
-  return apply_decision(tx, ctx->device.id, decision, pass);
+  return apply_decision(tx, *ctx, decision, pass);
 }
 
 namespace {
@@ -488,7 +497,7 @@ StoreResult<TimerRound> Service::fire_due_timers() {
             auto ctx = context_of(tx, *std::move(device), now_ms, pass);
             if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
             auto decision = rules::on_timer(*ctx, t.timer);
-            if (auto r = apply_decision(tx, t.timer.device_id, decision, pass); !r) {
+            if (auto r = apply_decision(tx, *ctx, decision, pass); !r) {
               return Unexpected<store::StoreError>{r.error()};
             }
           } else if (!device && device.error().code != StoreErrc::not_found) {

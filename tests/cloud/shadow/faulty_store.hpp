@@ -109,6 +109,7 @@ class FaultyTransaction final : public store::Transaction {
   R<void> defer_intent(std::int64_t id, std::int64_t until) override {
     return in_->defer_intent(id, until);
   }
+  R<store::DeviceCounts> count_devices() override { return in_->count_devices(); }
   R<std::int64_t> count_pending_intents() override { return in_->count_pending_intents(); }
   R<void> add_certificate(const store::DeviceCertificate& c) override {
     return in_->add_certificate(c);

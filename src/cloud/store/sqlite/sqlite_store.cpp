@@ -405,6 +405,9 @@ constexpr const char* kDeferIntent =
     "UPDATE outbox SET next_attempt_at_ms = ?2, "
     "attempts = CASE WHEN claimed_by IS NULL THEN attempts ELSE max(attempts - 1, 0) END, "
     "claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1";
+constexpr const char* kCountDevices =
+    "SELECT count(*), coalesce(sum(revoked), 0), "
+    "coalesce(sum(revoked = 0 AND connection = 'connected'), 0) FROM devices";
 constexpr const char* kCountPendingIntents = "SELECT count(*) FROM outbox WHERE status = 'pending'";
 
 constexpr const char* kInsertCertificate =
@@ -784,6 +787,7 @@ class SqliteTransaction final : public Transaction {
                                        std::int64_t now_ms) override;
   StoreResult<void> defer_intent(std::int64_t intent_id, std::int64_t until_ms) override;
   StoreResult<std::int64_t> count_pending_intents() override;
+  StoreResult<DeviceCounts> count_devices() override;
   // certificates
   StoreResult<void> add_certificate(const DeviceCertificate& cert) override;
   StoreResult<std::vector<DeviceCertificate>> list_certificates(
@@ -1652,6 +1656,16 @@ StoreResult<void> SqliteTransaction::defer_intent(std::int64_t intent_id, std::i
     auto st = conn().statement(kDeferIntent);
     st.bind_int(1, intent_id).bind_int(2, until_ms);
     return st.run(op);
+  });
+}
+
+StoreResult<DeviceCounts> SqliteTransaction::count_devices() {
+  return guarded(Access::read, "count_devices", [&]() -> StoreResult<DeviceCounts> {
+    auto st = conn().statement(kCountDevices);
+    auto row = st.step("count_devices");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    if (!*row) return DeviceCounts{};
+    return DeviceCounts{st.column_int(0), st.column_int(1), st.column_int(2)};
   });
 }
 

@@ -31,7 +31,7 @@ struct DagdOptions {
   std::string host{"127.0.0.1"};
   std::uint16_t port{0};  ///< the broker's port
   std::string client_id{"dagd"};
-  /// Extra DAG_* settings, e.g. {"DAG_INGEST_RATE_PER_S", "0"}.
+  /// Extra DAG_* settings, e.g. {"DAG_INGEST_RATE_PER_S", "0"}; later entries win.
   std::vector<std::pair<std::string, std::string>> env;
   std::chrono::milliseconds timeout{std::chrono::seconds{20}};
 };
@@ -48,6 +48,9 @@ class DagdProcess {
   [[nodiscard]] std::filesystem::path database() const { return dir_ / "dagd.db"; }
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_.path(); }
   [[nodiscard]] Process& process() { return *process_; }
+  /// The port of the REST API of the current run (0 when it is off). dagd listens on
+  /// any free port unless options.env sets DAG_API_PORT.
+  [[nodiscard]] int api_port() const { return api_port_; }
   /// Every run's output so far (this run's lines are also in process()).
   [[nodiscard]] std::string log() const;
 
@@ -66,6 +69,7 @@ class DagdProcess {
   DagdOptions options_;
   std::vector<std::pair<std::string, std::string>> env_;
   std::unique_ptr<Process> process_;
+  int api_port_{0};
 };
 
 }  // namespace dag::test

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dag/common/config.hpp"
 #include "dag/common/result.hpp"
@@ -40,6 +41,19 @@ struct DagdSettings {
 
   std::string jwt_secret;  ///< for the REST API's tokens; empty: random per start
   std::string public_url;  ///< no trailing slash
+  bool api_enabled{true};
+  std::string api_host{"127.0.0.1"};
+  int api_port{8080};            ///< 0: any free port
+  std::string api_tls_cert_pem;  ///< both set: HTTPS
+  std::string api_tls_key_pem;
+  std::int64_t token_ttl_s{7200};
+  std::filesystem::path web_root;  ///< empty: no dashboard
+  std::vector<std::string> cors_origins;
+  bool trust_forwarded_for{false};
+  int login_per_user_per_minute{5};
+  int login_per_address_per_minute{30};
+  int api_threads{8};
+  int max_streams{2000};
 
   std::string smtp_url;  ///< empty: no e-mail channel
   std::string smtp_from;

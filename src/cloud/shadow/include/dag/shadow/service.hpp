@@ -27,6 +27,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -93,6 +94,10 @@ struct ServiceOptions {
   /// replicas (a crashed replica's timers fire after this).
   int timer_batch{100};
   std::int64_t timer_lease_ms{60'000};
+  /// Called after a commit, on the calling thread, with each device whose derived state
+  /// (power, connection, battery, last seen) the transaction changed, as it is now: dagd
+  /// feeds the API's live event streams with it. Must not block for long.
+  std::function<void(const store::Device&)> on_device_changed;
 };
 
 /// The outcome of one round of due timers.

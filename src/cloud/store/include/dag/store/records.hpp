@@ -167,6 +167,15 @@ struct Device {
   bool operator==(const Device&) const = default;
 };
 
+/// Fleet-wide device counts (Transaction::count_devices).
+struct DeviceCounts {
+  std::int64_t total{0};
+  std::int64_t revoked{0};
+  std::int64_t connected{0};  ///< unrevoked and connected
+
+  bool operator==(const DeviceCounts&) const = default;
+};
+
 // ---- shadows ----------------------------------------------------------------------------
 
 /// A stored shadow: the engine's storage form (protocol::shadow_to_json) and the row's

@@ -153,6 +153,9 @@ class Transaction {
   virtual StoreResult<Device> get_device(std::string_view device_id) = 0;
   /// The account's devices, by name then id (an unknown account has none).
   virtual StoreResult<std::vector<Device>> list_devices(std::string_view account_id) = 0;
+  /// How many devices there are, and how many of the unrevoked ones are connected (after
+  /// debounce), over every account: for the metrics.
+  virtual StoreResult<DeviceCounts> count_devices() = 0;
   /// Errors: not_found, invalid_argument (name 1..128 bytes).
   virtual StoreResult<void> rename_device(std::string_view device_id, std::string_view name) = 0;
   /// Errors: not_found.
