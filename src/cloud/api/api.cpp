@@ -1,5 +1,7 @@
 #include "dag/api/api.hpp"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <array>
 
@@ -348,8 +350,17 @@ ApiResult<Response> Api::readyz(const Request& /*r*/, const Params& /*p*/) {
   return out;
 }
 
-ApiResult<Response> Api::metrics(const Request& /*r*/, const Params& /*p*/) {
+ApiResult<Response> Api::metrics(const Request& r, const Params& /*p*/) {
   if (!hooks_.metrics) return fail(ApiErrc::not_found, "no metrics here");
+  if (!options_.metrics_token.empty()) {
+    const auto given = r.header("authorization").value_or("");
+    const std::string wanted = "Bearer " + options_.metrics_token;
+    // Constant time: the comparison must not tell how much of a guess was right.
+    if (given.size() != wanted.size() ||
+        CRYPTO_memcmp(given.data(), wanted.data(), wanted.size()) != 0) {
+      return fail(ApiErrc::unauthorized, "/metrics wants the metrics token");
+    }
+  }
   Response out;
   out.content_type = "text/plain; version=0.0.4; charset=utf-8";
   out.body = hooks_.metrics();

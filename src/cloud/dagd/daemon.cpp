@@ -209,6 +209,7 @@ int run_dagd(const DagdSettings& s) {
   ao.public_url = s.public_url;
   ao.cors_origins = s.cors_origins;
   ao.trust_forwarded_for = s.trust_forwarded_for;
+  ao.metrics_token = s.metrics_token;
   ao.login = {.per_user_per_minute = static_cast<double>(s.login_per_user_per_minute),
               .per_user_burst = static_cast<double>(s.login_per_user_per_minute),
               .per_address_per_minute = static_cast<double>(s.login_per_address_per_minute),

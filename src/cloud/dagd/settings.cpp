@@ -203,6 +203,11 @@ config::Schema make_schema() {
               .help = "Login attempts per client address and minute (also the burst)",
               .min = 1,
               .max = 100'000});
+  s.add(Field{.key = "api.metrics_token",
+              .default_value = "",
+              .help = "If set, /metrics wants `Authorization: Bearer <token>` (Prometheus: "
+                      "authorization.credentials); empty: /metrics is open",
+              .secret = true});
   s.add(Field{.key = "api.threads",
               .type = Type::integer,
               .default_value = "8",
@@ -291,6 +296,7 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
     rest.remove_prefix(comma + 1);
   }
   s.trust_forwarded_for = cfg.boolean("api.trust_forwarded_for");
+  s.metrics_token = text("api.metrics_token");
   s.login_per_user_per_minute = static_cast<int>(cfg.integer("api.login_per_user_per_minute"));
   s.login_per_address_per_minute =
       static_cast<int>(cfg.integer("api.login_per_address_per_minute"));

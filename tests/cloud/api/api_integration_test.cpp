@@ -1050,7 +1050,8 @@ TEST(ApiTls, DagdServesHttpsWithItsOwnCertificate) {
   o.binary = DAG_DAGD_BIN;
   o.port = (*broker)->port();
   o.env = {{"DAG_API_TLS_CERT", pki.server_cert_file().string()},
-           {"DAG_API_TLS_KEY", pki.server_key_file().string()}};
+           {"DAG_API_TLS_KEY", pki.server_key_file().string()},
+           {"DAG_API_METRICS_TOKEN", "scrape-token"}};
   auto dagd = DagdProcess::start(pki, std::move(o));
   ASSERT_TRUE(dagd) << dagd.error().message;
   httplib::SSLClient https("127.0.0.1", (*dagd)->api_port());
@@ -1059,6 +1060,17 @@ TEST(ApiTls, DagdServesHttpsWithItsOwnCertificate) {
   auto r = https.Get("/healthz");
   ASSERT_TRUE(r) << httplib::to_string(r.error()) << "\n" << (*dagd)->log();
   EXPECT_EQ(r->status, 200);
+  // This dagd guards /metrics with a token.
+  auto open = https.Get("/metrics");
+  ASSERT_TRUE(open);
+  EXPECT_EQ(open->status, 401);
+  auto wrong = https.Get("/metrics", {{"Authorization", "Bearer scrape-tokeN"}});
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto scraped = https.Get("/metrics", {{"Authorization", "Bearer scrape-token"}});
+  ASSERT_TRUE(scraped);
+  EXPECT_EQ(scraped->status, 200);
+  EXPECT_NE(scraped->body.find("dagd_messages_total"), std::string::npos);
   // Plain HTTP on the TLS port gets nothing useful.
   httplib::Client plain("127.0.0.1", (*dagd)->api_port());
   plain.set_read_timeout(5s);

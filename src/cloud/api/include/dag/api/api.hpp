@@ -45,6 +45,9 @@ struct ApiOptions {
   /// Use the first address of X-Forwarded-For as the client's (behind a reverse proxy
   /// only: anybody can send the header).
   bool trust_forwarded_for{false};
+  /// Non-empty: /metrics wants `Authorization: Bearer <metrics_token>` (401 otherwise), for
+  /// an API port that faces the internet. Empty: /metrics is open.
+  std::string metrics_token;
   /// The document served at /v1/openapi.yaml.
   std::string openapi_yaml;
 };

@@ -50,6 +50,7 @@ struct DagdSettings {
   std::filesystem::path web_root;  ///< empty: no dashboard
   std::vector<std::string> cors_origins;
   bool trust_forwarded_for{false};
+  std::string metrics_token;  ///< empty: /metrics is open
   int login_per_user_per_minute{5};
   int login_per_address_per_minute{30};
   int api_threads{8};
