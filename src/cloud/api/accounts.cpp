@@ -9,6 +9,7 @@
 #include "dag/common/password.hpp"
 #include "dag/common/validate.hpp"
 
+#include "respond.hpp"
 #include "route.hpp"
 
 namespace dag::api {
@@ -19,22 +20,15 @@ namespace {
 
 constexpr std::size_t kMaxEmails = 20;
 
-// A store failure as an answer, logged here so that the handlers stay short.
+// A store result as an answer (see store_failure).
 template <class T>
 ApiResult<T> checked(store::StoreResult<T> r, std::string_view what) {
-  if (r) {
-    if constexpr (std::is_void_v<T>) {
-      return {};
-    } else {
-      return std::move(r).value();
-    }
+  if (!r) return Unexpected<ApiError>{store_failure(r.error(), what)};
+  if constexpr (std::is_void_v<T>) {
+    return {};
+  } else {
+    return std::move(r).value();
   }
-  if (r.error().code != store::StoreErrc::not_found &&
-      r.error().code != store::StoreErrc::conflict &&
-      r.error().code != store::StoreErrc::invalid_argument) {
-    log::error("api.store_failed", {{"operation", what}, {"error", r.error().message}});
-  }
-  return Unexpected<ApiError>{from_store(r.error())};
 }
 
 ApiResult<std::string> string_field(const json& body, const char* key) {
@@ -51,13 +45,6 @@ json emails_of(const std::vector<store::NotificationTarget>& targets) {
     if (t.kind == store::TargetKind::email) out.push_back(t.address);
   }
   return out;
-}
-
-Response json_response(const json& body, int status = 200) {
-  Response r;
-  r.status = status;
-  r.body = dump(body);
-  return r;
 }
 
 }  // namespace
@@ -194,10 +181,7 @@ ApiResult<Response> Api::change_password(const Request& r, const Params& p) {
                         "set_password_hash");
   if (!stored) return Unexpected<ApiError>{stored.error()};
   log::info("api.password_changed", {{"account", account->id}});
-  Response out;
-  out.status = 204;
-  out.content_type.clear();
-  return out;
+  return no_content();
 }
 
 ApiResult<Response> Api::get_preferences(const Request& r, const Params& p) {

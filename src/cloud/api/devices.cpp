@@ -7,6 +7,7 @@
 #include "dag/common/log.hpp"
 #include "dag/common/validate.hpp"
 
+#include "respond.hpp"
 #include "route.hpp"
 
 namespace dag::api {
@@ -21,13 +22,6 @@ constexpr int kMaxUptimeDays = 365;
 // a year has bigger problems; the answer then covers the newest part, see docs/api.md).
 constexpr int kMaxUptimePages = 50;
 constexpr std::int64_t kDayMs = 86'400'000;
-
-ApiError store_failure(const store::StoreError& e, std::string_view what) {
-  if (e.code != store::StoreErrc::not_found && e.code != store::StoreErrc::invalid_argument) {
-    log::error("api.store_failed", {{"operation", what}, {"error", e.message}});
-  }
-  return from_store(e);
-}
 
 }  // namespace
 

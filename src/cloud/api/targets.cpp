@@ -5,6 +5,7 @@
 #include "dag/common/log.hpp"
 #include "dag/notify/target_check.hpp"
 
+#include "respond.hpp"
 #include "route.hpp"
 
 namespace dag::api {
@@ -12,14 +13,6 @@ namespace dag::api {
 using nlohmann::json;
 
 namespace {
-
-ApiError store_failure(const store::StoreError& e, std::string_view what) {
-  if (e.code != store::StoreErrc::not_found && e.code != store::StoreErrc::invalid_argument &&
-      e.code != store::StoreErrc::conflict) {
-    log::error("api.store_failed", {{"operation", what}, {"error", e.message}});
-  }
-  return from_store(e);
-}
 
 ApiResult<std::optional<std::string>> optional_string(const json& body, const char* key) {
   auto it = body.find(key);
@@ -115,10 +108,7 @@ ApiResult<Response> Api::delete_target(const Request& r, const Params& p) {
   });
   if (!removed) return Unexpected<ApiError>{store_failure(removed.error(), "remove_target")};
   log::info("api.target_removed", {{"account", account->id}, {"target", target->id}});
-  Response out;
-  out.status = 204;
-  out.content_type.clear();
-  return out;
+  return no_content();
 }
 
 ApiResult<Response> Api::test_target(const Request& r, const Params& p) {

@@ -53,6 +53,85 @@ void log_counters(const shadow::Metrics& m, const ingest::Ingest& in,
                               {"verifications_sent", get(n.verifications)}});
 }
 
+notify::SmtpOptions smtp_options(const DagdSettings& s) {
+  notify::SmtpOptions so;
+  so.url = s.smtp_url;
+  so.from = s.smtp_from;
+  if (!s.smtp_username.empty()) so.username = s.smtp_username;
+  if (!s.smtp_password.empty()) so.password = s.smtp_password;
+  so.tls = notify::parse_smtp_tls(s.smtp_starttls).value_or(notify::SmtpTls::opportunistic);
+  return so;
+}
+
+Result<api::ApiOptions> api_options(const DagdSettings& s) {
+  api::ApiOptions ao;
+  ao.jwt_secret = s.jwt_secret;
+  if (ao.jwt_secret.empty()) {
+    log::warn("api.jwt_secret_random", {{"effect", "logins end when dagd restarts"}});
+    auto key = random_bytes(32);
+    if (!key) return Unexpected<Error>{key.error()};
+    ao.jwt_secret = base64url_encode(*key);
+  }
+  ao.token_ttl = std::chrono::seconds{s.token_ttl_s};
+  ao.public_url = s.public_url;
+  ao.cors_origins = s.cors_origins;
+  ao.trust_forwarded_for = s.trust_forwarded_for;
+  ao.metrics_token = s.metrics_token;
+  ao.login = {.per_user_per_minute = static_cast<double>(s.login_per_user_per_minute),
+              .per_user_burst = static_cast<double>(s.login_per_user_per_minute),
+              .per_address_per_minute = static_cast<double>(s.login_per_address_per_minute),
+              .per_address_burst = static_cast<double>(s.login_per_address_per_minute)};
+  ao.openapi_yaml = std::string(api::openapi_document());
+  return ao;
+}
+
+// Writes the HTTPS certificate and key (given as PEM text) where httplib reads them.
+Result<api::ServerOptions> server_options(const DagdSettings& s) {
+  api::ServerOptions web;
+  web.host = s.api_host;
+  web.port = s.api_port;
+  web.web_root = s.web_root;
+  web.threads = s.api_threads;
+  web.max_streams = s.max_streams;
+  if (!s.api_tls_cert_pem.empty()) {
+    const auto cert = s.state_dir / "tls" / "api-cert.pem";
+    const auto key = s.state_dir / "tls" / "api-key.pem";
+    if (auto r = write_private_file(cert, s.api_tls_cert_pem); !r)
+      return Unexpected<Error>{r.error()};
+    if (auto r = write_private_file(key, s.api_tls_key_pem); !r)
+      return Unexpected<Error>{r.error()};
+    web.tls_cert_file = cert.string();
+    web.tls_key_file = key.string();
+  }
+  return web;
+}
+
+// The gauges of /metrics: one read transaction per scrape.
+api::Gauges gauges(store::Store& store, const shadow::Metrics& metrics,
+                   const ingest::Ingest& ingest, std::size_t streams) {
+  api::Gauges g;
+  auto counts =
+      store::transact(store, store::TxMode::read_only,
+                      [](store::Transaction& tx)
+                          -> store::StoreResult<std::pair<store::DeviceCounts, std::int64_t>> {
+                        auto d = tx.count_devices();
+                        if (!d) return Unexpected<store::StoreError>{d.error()};
+                        auto o = tx.count_pending_intents();
+                        if (!o) return Unexpected<store::StoreError>{o.error()};
+                        return std::pair{*d, *o};
+                      });
+  if (counts) {
+    g.devices_total = counts->first.total;
+    g.devices_connected = counts->first.connected;
+    g.outbox_depth = counts->second;
+  }
+  g.database_ok = counts && metrics.database_ok.load(std::memory_order_relaxed);
+  g.broker_ok = ingest.broker_connected();
+  g.ingest_queue = ingest.queued();
+  g.sse_streams = streams;
+  return g;
+}
+
 }  // namespace
 
 int run_dagd(const DagdSettings& s) {
@@ -87,13 +166,7 @@ int run_dagd(const DagdSettings& s) {
   // Notification channels and the outbox worker.
   std::unique_ptr<notify::EmailChannel> email;
   if (!s.smtp_url.empty()) {
-    notify::SmtpOptions so;
-    so.url = s.smtp_url;
-    so.from = s.smtp_from;
-    if (!s.smtp_username.empty()) so.username = s.smtp_username;
-    if (!s.smtp_password.empty()) so.password = s.smtp_password;
-    so.tls = notify::parse_smtp_tls(s.smtp_starttls).value_or(notify::SmtpTls::opportunistic);
-    auto made = notify::EmailChannel::create(so, clock);
+    auto made = notify::EmailChannel::create(smtp_options(s), clock);
     if (!made) {
       log::error("smtp.config_invalid", {{"error", made.error().message}});
       return 1;
@@ -183,84 +256,33 @@ int run_dagd(const DagdSettings& s) {
   // one thread at a time, and the outbox worker owns the others.
   std::unique_ptr<notify::EmailChannel> test_email;
   if (email) {
-    notify::SmtpOptions so;
-    so.url = s.smtp_url;
-    so.from = s.smtp_from;
-    if (!s.smtp_username.empty()) so.username = s.smtp_username;
-    if (!s.smtp_password.empty()) so.password = s.smtp_password;
-    so.tls = notify::parse_smtp_tls(s.smtp_starttls).value_or(notify::SmtpTls::opportunistic);
-    if (auto made = notify::EmailChannel::create(so, clock)) test_email = std::move(made).value();
+    if (auto made = notify::EmailChannel::create(smtp_options(s), clock)) {
+      test_email = std::move(made).value();
+    }
   }
   notify::WebhookChannel test_webhook(http, clock);
   notify::NtfyChannel test_ntfy(http);
   api::ApiMetrics api_metrics;
-  api::ApiOptions ao;
-  ao.jwt_secret = s.jwt_secret;
-  if (ao.jwt_secret.empty()) {
-    log::warn("api.jwt_secret_random", {{"effect", "logins end when dagd restarts"}});
-    auto key = random_bytes(32);
-    if (!key) {
-      log::error("api.jwt_secret_failed", {{"error", key.error().message}});
-      return 1;
-    }
-    ao.jwt_secret = base64url_encode(*key);
+  auto ao = api_options(s);
+  if (!ao) {
+    log::error("api.config_failed", {{"error", ao.error().message}});
+    return 1;
   }
-  ao.token_ttl = std::chrono::seconds{s.token_ttl_s};
-  ao.public_url = s.public_url;
-  ao.cors_origins = s.cors_origins;
-  ao.trust_forwarded_for = s.trust_forwarded_for;
-  ao.metrics_token = s.metrics_token;
-  ao.login = {.per_user_per_minute = static_cast<double>(s.login_per_user_per_minute),
-              .per_user_burst = static_cast<double>(s.login_per_user_per_minute),
-              .per_address_per_minute = static_cast<double>(s.login_per_address_per_minute),
-              .per_address_burst = static_cast<double>(s.login_per_address_per_minute)};
-  ao.openapi_yaml = std::string(api::openapi_document());
   api::ApiHooks hooks;
   hooks.broker_ok = [&ingest] { return ingest.broker_connected(); };
   hooks.wake_notifier = [&notifier] { notifier.wake(); };
   hooks.test_channels = {test_email.get(), nullptr, &test_webhook, &test_ntfy};
   hooks.metrics = [&] {
-    api::Gauges g;
-    auto counts =
-        store::transact(**store, store::TxMode::read_only,
-                        [](store::Transaction& tx)
-                            -> store::StoreResult<std::pair<store::DeviceCounts, std::int64_t>> {
-                          auto d = tx.count_devices();
-                          if (!d) return Unexpected<store::StoreError>{d.error()};
-                          auto o = tx.count_pending_intents();
-                          if (!o) return Unexpected<store::StoreError>{o.error()};
-                          return std::pair{*d, *o};
-                        });
-    if (counts) {
-      g.devices_total = counts->first.total;
-      g.devices_connected = counts->first.connected;
-      g.outbox_depth = counts->second;
-    }
-    g.database_ok = counts && metrics.database_ok.load(std::memory_order_relaxed);
-    g.broker_ok = ingest.broker_connected();
-    g.ingest_queue = ingest.queued();
-    g.sse_streams = hub.streams();
-    return api_metrics.render(metrics, notify_metrics, g);
+    return api_metrics.render(metrics, notify_metrics,
+                              gauges(**store, metrics, ingest, hub.streams()));
   };
-  api::Api rest(**store, clock, ao, hub, std::move(hooks));
-  api::ServerOptions web;
-  web.host = s.api_host;
-  web.port = s.api_port;
-  web.web_root = s.web_root;
-  web.threads = s.api_threads;
-  web.max_streams = s.max_streams;
-  if (!s.api_tls_cert_pem.empty()) {
-    auto cert = write_private_file(s.state_dir / "tls" / "api-cert.pem", s.api_tls_cert_pem);
-    auto key = write_private_file(s.state_dir / "tls" / "api-key.pem", s.api_tls_key_pem);
-    if (!cert || !key) {
-      log::error("tls.write_failed",
-                 {{"error", !cert ? cert.error().message : key.error().message}});
-      return 1;
-    }
-    web.tls_cert_file = (s.state_dir / "tls" / "api-cert.pem").string();
-    web.tls_key_file = (s.state_dir / "tls" / "api-key.pem").string();
+  api::Api rest(**store, clock, *std::move(ao), hub, std::move(hooks));
+  auto web = server_options(s);
+  if (!web) {
+    log::error("api.config_failed", {{"error", web.error().message}});
+    return 1;
   }
-  api::Server server(rest, hub, &api_metrics, web);
+  api::Server server(rest, hub, &api_metrics, *web);
   if (s.api_enabled) {
     auto port = server.start();
     if (!port) {
