@@ -59,7 +59,7 @@ ApiResult<Response> Api::login(const Request& r, const Params& /*p*/) {
   if (username->size() > 256 || secret->size() > password::kMaxPasswordBytes) {
     return fail(ApiErrc::bad_request, "username or password too long");
   }
-  if (!limiter_.allow(*username, client_address(r), std::chrono::steady_clock::now())) {
+  if (!limiter_.allow(*username, client_address(r), clock_.steady())) {
     log::warn("api.login_throttled", {{"address", client_address(r)}});
     return fail(ApiErrc::rate_limited, "too many login attempts; try again later");
   }
@@ -129,14 +129,14 @@ ApiResult<Response> Api::patch_account(const Request& r, const Params& p) {
                                 for (const auto& t : *current) {
                                   if (t.kind != store::TargetKind::email) continue;
                                   have.insert(t.address);
-                                  if (wanted->count(t.address) == 0) {
+                                  if (!wanted->contains(t.address)) {
                                     if (auto rm = tx.remove_target(t.id); !rm) {
                                       return Unexpected<store::StoreError>{rm.error()};
                                     }
                                   }
                                 }
                                 for (const auto& address : *wanted) {
-                                  if (have.count(address) != 0) continue;
+                                  if (have.contains(address)) continue;
                                   store::NewTarget nt;
                                   nt.account_id = account->id;
                                   nt.kind = store::TargetKind::email;
@@ -166,7 +166,7 @@ ApiResult<Response> Api::change_password(const Request& r, const Params& p) {
   if (next->size() < password::kMinPasswordBytes || next->size() > password::kMaxPasswordBytes) {
     return fail(ApiErrc::bad_request, "newPassword: 8 to 1024 bytes");
   }
-  if (!limiter_.allow(account->username, client_address(r), std::chrono::steady_clock::now())) {
+  if (!limiter_.allow(account->username, client_address(r), clock_.steady())) {
     return fail(ApiErrc::rate_limited, "too many attempts; try again later");
   }
   if (!password::verify(account->password_hash, *current)) {

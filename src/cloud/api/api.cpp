@@ -9,6 +9,7 @@
 #include "dag/common/log.hpp"
 #include "dag/common/password.hpp"
 
+#include "respond.hpp"
 #include "route.hpp"
 
 namespace dag::api {
@@ -270,6 +271,16 @@ ApiResult<StreamStart> Api::open_stream(const Request& request, std::string_view
   if (*subject != account_id) return fail(ApiErrc::not_found, "not found");
   StreamStart start;
   start.account_id = *subject;
+  // A valid signature for an account deleted since is worth nothing, resumed or not.
+  auto account = store::transact(store_, store::TxMode::read_only, [&](store::Transaction& tx) {
+    return tx.get_account(start.account_id);
+  });
+  if (!account) {
+    if (account.error().code == store::StoreErrc::not_found) {
+      return fail(ApiErrc::unauthorized, "the token's account no longer exists");
+    }
+    return Unexpected<ApiError>{store_failure(account.error(), "get_account")};
+  }
   auto last = request.header("last-event-id");
   if (!last) last = request.param("lastEventId");
   if (last) {
@@ -333,6 +344,8 @@ ApiResult<Response> Api::stream_placeholder(const Request& r, const Params& p) {
 
 // ---- service routes -----------------------------------------------------------------------
 
+// Handlers share one member-pointer type, so none is static or const.
+// NOLINTNEXTLINE(readability-convert-member-functions-to-static)
 ApiResult<Response> Api::healthz(const Request& /*r*/, const Params& /*p*/) {
   Response out;
   out.body = R"({"status":"ok"})";
@@ -350,6 +363,7 @@ ApiResult<Response> Api::readyz(const Request& /*r*/, const Params& /*p*/) {
   return out;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const)
 ApiResult<Response> Api::metrics(const Request& r, const Params& /*p*/) {
   if (!hooks_.metrics) return fail(ApiErrc::not_found, "no metrics here");
   if (!options_.metrics_token.empty()) {
@@ -367,6 +381,7 @@ ApiResult<Response> Api::metrics(const Request& r, const Params& /*p*/) {
   return out;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const)
 ApiResult<Response> Api::openapi(const Request& /*r*/, const Params& /*p*/) {
   Response out;
   out.content_type = "application/yaml";

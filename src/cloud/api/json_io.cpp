@@ -58,10 +58,10 @@ json device_json(const store::Device& device) {
   };
 }
 
-json event_json(const store::StoredEvent& stored) {
-  const auto& e = stored.event;
+json event_json(const store::StoredEvent& event) {
+  const auto& e = event.event;
   return {
-      {"id", std::to_string(stored.id)},
+      {"id", std::to_string(event.id)},
       {"kind", store::to_string(e.kind)},
       {"observedAt", time_json(e.observed_at_ms)},
       {"receivedAt", time_json(e.received_at_ms)},
@@ -160,7 +160,12 @@ bool expect(std::string_view s, std::size_t& pos, char c) {
 
 std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
   std::size_t p = 0;
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  int y = 0;
+  int mo = 0;
+  int d = 0;
+  int h = 0;
+  int mi = 0;
+  int sec = 0;
   if (!digits(s, p, 4, y) || !expect(s, p, '-') || !digits(s, p, 2, mo) || !expect(s, p, '-') ||
       !digits(s, p, 2, d) || !expect(s, p, 'T') || !digits(s, p, 2, h) || !expect(s, p, ':') ||
       !digits(s, p, 2, mi) || !expect(s, p, ':') || !digits(s, p, 2, sec)) {
@@ -184,7 +189,8 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
   } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
     const int sign = s[p] == '-' ? -1 : 1;
     ++p;
-    int oh = 0, om = 0;
+    int oh = 0;
+    int om = 0;
     if (!digits(s, p, 2, oh) || !expect(s, p, ':') || !digits(s, p, 2, om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
@@ -197,9 +203,9 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
                                  date::day{static_cast<unsigned>(d)}};
   if (!ymd.ok()) return std::nullopt;
   const auto days = date::sys_days{ymd}.time_since_epoch().count();
-  return ((static_cast<std::int64_t>(days) * 86'400 + h * 3600 + mi * 60 + sec - offset_min * 60) *
-          1000) +
-         ms;
+  const std::int64_t seconds = std::int64_t{days} * 86'400 + std::int64_t{h} * 3600 +
+                               std::int64_t{mi} * 60 + sec - std::int64_t{offset_min} * 60;
+  return seconds * 1000 + ms;
 }
 
 }  // namespace

@@ -92,7 +92,7 @@ Request to_request(const httplib::Request& in) {
 void to_response(Response&& in, httplib::Response& out) {
   out.status = in.status;
   for (auto& [k, v] : in.headers) out.set_header(k, v);
-  if (!in.content_type.empty()) out.set_content(std::move(in.body), in.content_type.c_str());
+  if (!in.content_type.empty()) out.set_content(in.body, in.content_type);
 }
 
 std::string_view mime_of(const std::filesystem::path& file) {
@@ -173,7 +173,7 @@ struct Server::Impl {
       res.status = 503;
       res.set_header("Retry-After", "5");
       res.set_content(error_body({ApiErrc::unavailable, "too many open streams"}),
-                      std::string(kJson).c_str());
+                      std::string(kJson));
       return true;
     }
     for (auto& h : api.cors_headers(request)) res.set_header(h.first, h.second);
@@ -223,7 +223,7 @@ struct Server::Impl {
     }
   };
 
-  void serve_static(const httplib::Request& req, httplib::Response& res) {
+  void serve_static(const httplib::Request& req, httplib::Response& res) const {
     const auto begin = std::chrono::steady_clock::now();
     serve_file(req, res);
     observe("static", req.method, res.status, begin);
@@ -232,8 +232,7 @@ struct Server::Impl {
   void serve_file(const httplib::Request& req, httplib::Response& res) const {
     auto not_found = [&] {
       res.status = 404;
-      res.set_content(error_body({ApiErrc::not_found, "no such route"}),
-                      std::string(kJson).c_str());
+      res.set_content(error_body({ApiErrc::not_found, "no such route"}), std::string(kJson));
     };
     if (options.web_root.empty() || req.path.empty() || req.path.front() != '/') return not_found();
     std::string_view rel(req.path);
@@ -261,7 +260,7 @@ struct Server::Impl {
     res.set_header("X-Content-Type-Options", "nosniff");
     if (is_index)
       res.set_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:");
-    res.set_content(std::move(*body), std::string(mime_of(file)).c_str());
+    res.set_content(*body, std::string(mime_of(file)));
   }
 
   static bool is_api_path(const std::string& path) {
@@ -324,24 +323,24 @@ Result<int> Server::start() {
     if (res.status >= 500) code = ApiErrc::internal;
     res.set_content(
         error_body({code, "the HTTP request was refused (" + std::to_string(res.status) + ")"}),
-        std::string(kJson).c_str());
+        std::string(kJson));
   });
   // A bug of ours, not the client's: logged with what was thrown.
-  http.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
-                                std::exception_ptr
-                                    ep) {  // NOLINT(performance-unnecessary-value-param)
-    std::string what = "unknown";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {  // NOLINT(bugprone-empty-catch): reported as "unknown"
-    }
-    log::error("api.exception",
-               {{"method", req.method}, {"route", Api::route_of(req.path)}, {"error", what}});
-    res.status = 500;
-    res.set_content(error_body({ApiErrc::internal, "internal error"}), std::string(kJson).c_str());
-  });
+  http.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res,
+         std::exception_ptr ep) {  // NOLINT(performance-unnecessary-value-param)
+        std::string what = "unknown";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {  // NOLINT(bugprone-empty-catch): reported as "unknown"
+        }
+        log::error("api.exception",
+                   {{"method", req.method}, {"route", Api::route_of(req.path)}, {"error", what}});
+        res.status = 500;
+        res.set_content(error_body({ApiErrc::internal, "internal error"}), std::string(kJson));
+      });
   int port = o.port;
   if (port == 0) {
     port = http.bind_to_any_port(o.host.c_str());

@@ -1,6 +1,7 @@
 #include "dag/dagd/daemon.hpp"
 
 #include <csignal>
+#include <functional>
 #include <thread>
 
 #include "dag/api/api.hpp"
@@ -61,6 +62,90 @@ notify::SmtpOptions smtp_options(const DagdSettings& s) {
   if (!s.smtp_password.empty()) so.password = s.smtp_password;
   so.tls = notify::parse_smtp_tls(s.smtp_starttls).value_or(notify::SmtpTls::opportunistic);
   return so;
+}
+
+// The notification channels by kind (e-mail only with an SMTP server configured).
+struct ChannelSet {
+  // The e-mail channel also sends the verification mails.
+  struct EmailVerifier final : notify::Verifier {
+    notify::EmailChannel* channel{nullptr};
+    notify::Delivery send_verification(const std::string& address, const std::string& link,
+                                       std::int64_t expires_at_ms) override {
+      return channel->send_verification(address, link, expires_at_ms);
+    }
+  };
+  std::unique_ptr<notify::EmailChannel> email;
+  EmailVerifier verifier;
+  std::unique_ptr<notify::WebhookChannel> webhook;
+  std::unique_ptr<notify::NtfyChannel> ntfy;
+
+  [[nodiscard]] notify::Channels view() {
+    return {email.get(), email ? &verifier : nullptr, webhook.get(), ntfy.get()};
+  }
+
+  // Errors: the e-mail channel's (a malformed SMTP setting).
+  static Result<std::unique_ptr<ChannelSet>> make(const DagdSettings& s, const Clock& clock,
+                                                  bool log_missing_smtp) {
+    auto set = std::make_unique<ChannelSet>();
+    if (!s.smtp_url.empty()) {
+      auto made = notify::EmailChannel::create(smtp_options(s), clock);
+      if (!made) return Unexpected<Error>{made.error()};
+      set->email = std::move(made).value();
+    } else if (log_missing_smtp) {
+      log::warn("smtp.not_configured", {{"effect", "e-mail targets are not notified"}});
+    }
+    set->verifier.channel = set->email.get();
+    notify::HttpOptions http;
+    http.allow_private_addresses = s.allow_private_addresses;
+    set->webhook = std::make_unique<notify::WebhookChannel>(http, clock);
+    set->ntfy = std::make_unique<notify::NtfyChannel>(http);
+    return set;
+  }
+};
+
+notify::WorkerOptions worker_options(const DagdSettings& s) {
+  notify::WorkerOptions wo;
+  wo.owner = s.client_id;
+  wo.coalesce_window = std::chrono::milliseconds{s.coalesce_window_ms};
+  wo.retry_initial = std::chrono::seconds{s.retry_initial_s};
+  wo.retry_max = std::chrono::seconds{s.retry_max_s};
+  wo.give_up_after = std::chrono::seconds{s.give_up_s};
+  wo.public_url = s.public_url;
+  return wo;
+}
+
+shadow::ServiceOptions shadow_options(const DagdSettings& s) {
+  shadow::ServiceOptions o;
+  o.rate_per_s = s.rate_per_s;
+  o.rate_burst = s.rate_burst;
+  o.owner = s.client_id;
+  o.timer_lease_ms = std::int64_t{s.timer_lease_s} * 1000;
+  return o;
+}
+
+mqtt::Options mqtt_options(const DagdSettings& s, const TlsFiles& tls) {
+  mqtt::Options mo;
+  mo.client_id = s.client_id;
+  mo.host = s.mqtt_host;
+  mo.port = s.mqtt_port;
+  mo.keepalive_s = s.keepalive_s;
+  mo.protocol_version = s.protocol_version;
+  mo.ca_file = tls.ca.string();
+  mo.cert_file = tls.cert.string();
+  mo.key_file = tls.key.string();
+  mo.clean_session = false;  // QoS 1 messages wait at the broker while dagd is away
+  mo.max_inflight = s.max_inflight;
+  mo.backoff_max = std::chrono::seconds{30};  // one service, not a fleet: come back soon
+  return mo;
+}
+
+ingest::IngestOptions ingest_options(const DagdSettings& s) {
+  ingest::IngestOptions io;
+  io.share_group = s.share_group;
+  io.max_batch = static_cast<std::size_t>(s.batch_max);
+  io.max_queue = static_cast<std::size_t>(s.queue_max);
+  io.timer_poll = std::chrono::milliseconds{s.timer_poll_ms};
+  return io;
 }
 
 Result<api::ApiOptions> api_options(const DagdSettings& s) {
@@ -132,11 +217,9 @@ api::Gauges gauges(store::Store& store, const shadow::Metrics& metrics,
   return g;
 }
 
-}  // namespace
-
-int run_dagd(const DagdSettings& s) {
-  // Signals are taken by sigwait below; block them before any thread exists so that
-  // every thread inherits the mask and none is interrupted.
+// Signals are taken by sigwait (wait_for_stop); they are blocked before any thread exists
+// so that every thread inherits the mask and none is interrupted.
+sigset_t block_signals() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -144,6 +227,27 @@ int run_dagd(const DagdSettings& s) {
   sigaddset(&mask, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);  // NOLINT(cert-err33-c)
+  return mask;
+}
+
+// Until SIGTERM or SIGINT; SIGHUP calls on_hup.
+void wait_for_stop(const sigset_t& mask, const std::function<void()>& on_hup) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&mask, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      on_hup();
+      continue;
+    }
+    log::info("dagd.stopping", {{"signal", sig}});
+    return;
+  }
+}
+
+}  // namespace
+
+int run_dagd(const DagdSettings& s) {
+  const sigset_t mask = block_signals();
 
   store::SqliteOptions store_options;
   store_options.durability = s.durability;
@@ -163,53 +267,24 @@ int run_dagd(const DagdSettings& s) {
   SystemClock clock;
   shadow::Metrics metrics;
 
-  // Notification channels and the outbox worker.
-  std::unique_ptr<notify::EmailChannel> email;
-  if (!s.smtp_url.empty()) {
-    auto made = notify::EmailChannel::create(smtp_options(s), clock);
-    if (!made) {
-      log::error("smtp.config_invalid", {{"error", made.error().message}});
-      return 1;
-    }
-    email = std::move(made).value();
-  } else {
-    log::warn("smtp.not_configured", {{"effect", "e-mail targets are not notified"}});
+  // Notification channels and the outbox worker. The API's test notifications use a set of
+  // their own: a channel serves one thread at a time.
+  auto channels = ChannelSet::make(s, clock, true);
+  auto test_channels = ChannelSet::make(s, clock, false);
+  if (!channels || !test_channels) {
+    log::error("smtp.config_invalid",
+               {{"error", (!channels ? channels : test_channels).error().message}});
+    return 1;
   }
-  // The e-mail channel also sends the verification mails.
-  struct EmailVerifier final : notify::Verifier {
-    notify::EmailChannel* channel{nullptr};
-    notify::Delivery send_verification(const std::string& address, const std::string& link,
-                                       std::int64_t expires_at_ms) override {
-      return channel->send_verification(address, link, expires_at_ms);
-    }
-  } verifier;
-  verifier.channel = email.get();
-  notify::HttpOptions http;
-  http.allow_private_addresses = s.allow_private_addresses;
-  notify::WebhookChannel webhook(http, clock);
-  notify::NtfyChannel ntfy(http);
   notify::WorkerMetrics notify_metrics;
-  notify::WorkerOptions wo;
-  wo.owner = s.client_id;
-  wo.coalesce_window = std::chrono::milliseconds{s.coalesce_window_ms};
-  wo.retry_initial = std::chrono::seconds{s.retry_initial_s};
-  wo.retry_max = std::chrono::seconds{s.retry_max_s};
-  wo.give_up_after = std::chrono::seconds{s.give_up_s};
-  wo.public_url = s.public_url;
-  notify::Worker notifier(**store, clock, wo,
-                          {email.get(), email ? &verifier : nullptr, &webhook, &ntfy},
-                          notify_metrics);
+  notify::Worker notifier(**store, clock, worker_options(s), (*channels)->view(), notify_metrics);
   // Live event streams of the API, fed by the ingest worker after each commit. Ids start
   // at the clock (µs-ish), so a browser's Last-Event-ID from an earlier run reads as a gap.
   api::EventHub hub(static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
-  shadow::ServiceOptions service_options;
+  auto service_options = shadow_options(s);
   service_options.on_device_changed = [&hub](const store::Device& d) {
     api::publish_device(hub, d);
   };
-  service_options.rate_per_s = s.rate_per_s;
-  service_options.rate_burst = s.rate_burst;
-  service_options.owner = s.client_id;
-  service_options.timer_lease_ms = std::int64_t{s.timer_lease_s} * 1000;
   shadow::Service service(**store, clock, service_options, metrics);
 
   // The client is created before the Ingest that handles its callbacks exists; the
@@ -222,29 +297,13 @@ int run_dagd(const DagdSettings& s) {
     void on_subscribed() override { target->on_subscribed(); }
   } forward;
 
-  mqtt::Options mo;
-  mo.client_id = s.client_id;
-  mo.host = s.mqtt_host;
-  mo.port = s.mqtt_port;
-  mo.keepalive_s = s.keepalive_s;
-  mo.protocol_version = s.protocol_version;
-  mo.ca_file = tls->ca.string();
-  mo.cert_file = tls->cert.string();
-  mo.key_file = tls->key.string();
-  mo.clean_session = false;  // QoS 1 messages wait at the broker while dagd is away
-  mo.max_inflight = s.max_inflight;
-  mo.backoff_max = std::chrono::seconds{30};  // one service, not a fleet: come back soon
-  auto client = mqtt::Client::create(mo, forward);
+  auto client = mqtt::Client::create(mqtt_options(s, *tls), forward);
   if (!client) {
     log::error("mqtt.create_failed", {{"error", client.error().message}});
     return 1;
   }
   ingest::ClientPublisher publisher(**client);
-  ingest::IngestOptions io;
-  io.share_group = s.share_group;
-  io.max_batch = static_cast<std::size_t>(s.batch_max);
-  io.max_queue = static_cast<std::size_t>(s.queue_max);
-  io.timer_poll = std::chrono::milliseconds{s.timer_poll_ms};
+  auto io = ingest_options(s);
   io.on_intents = [&notifier] { notifier.wake(); };
   ingest::Ingest ingest(service, clock, io, metrics, publisher);
   forward.target = &ingest;
@@ -252,16 +311,7 @@ int run_dagd(const DagdSettings& s) {
     (*client)->subscribe(filter, 1);
   }
 
-  // The REST API. Test notifications use channel objects of their own: a channel serves
-  // one thread at a time, and the outbox worker owns the others.
-  std::unique_ptr<notify::EmailChannel> test_email;
-  if (email) {
-    if (auto made = notify::EmailChannel::create(smtp_options(s), clock)) {
-      test_email = std::move(made).value();
-    }
-  }
-  notify::WebhookChannel test_webhook(http, clock);
-  notify::NtfyChannel test_ntfy(http);
+  // The REST API.
   api::ApiMetrics api_metrics;
   auto ao = api_options(s);
   if (!ao) {
@@ -271,7 +321,7 @@ int run_dagd(const DagdSettings& s) {
   api::ApiHooks hooks;
   hooks.broker_ok = [&ingest] { return ingest.broker_connected(); };
   hooks.wake_notifier = [&notifier] { notifier.wake(); };
-  hooks.test_channels = {test_email.get(), nullptr, &test_webhook, &test_ntfy};
+  hooks.test_channels = (*test_channels)->view();
   hooks.metrics = [&] {
     return api_metrics.render(metrics, notify_metrics,
                               gauges(**store, metrics, ingest, hub.streams()));
@@ -299,16 +349,7 @@ int run_dagd(const DagdSettings& s) {
   std::thread worker([&] { ingest.run(); });
   std::thread notifier_thread([&] { notifier.run(); });
 
-  for (;;) {
-    int sig = 0;
-    if (sigwait(&mask, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      log_counters(metrics, ingest, notify_metrics);
-      continue;
-    }
-    log::info("dagd.stopping", {{"signal", sig}});
-    break;
-  }
+  wait_for_stop(mask, [&] { log_counters(metrics, ingest, notify_metrics); });
   server.stop();  // no new requests; the streams end
   ingest.stop();
   worker.join();

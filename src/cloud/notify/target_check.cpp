@@ -7,7 +7,8 @@
 
 namespace dag::notify {
 
-std::optional<std::string> new_target_error(const store::NewTarget& o) {
+std::optional<std::string> new_target_error(const store::NewTarget& target) {
+  const auto& o = target;
   using store::TargetKind;
   if (o.kind == TargetKind::email) {
     if (auto why = validate::email_error(o.address)) return "'" + o.address + "': " + *why;

@@ -36,7 +36,7 @@ struct ApiOptions {
   std::chrono::seconds token_ttl{7200};
   /// Base of the links in mails (verification, dashboard); no trailing slash.
   std::string public_url;
-  std::size_t max_body{64 * 1024};
+  std::size_t max_body{std::size_t{64} * 1024};
   LoginLimiter::Limits login{};
   /// At most one verification mail per target this often, on request.
   std::int64_t verify_resend_interval_ms{60'000};

@@ -36,7 +36,7 @@ struct ServerOptions {
   int threads{8};         ///< threads kept for ordinary requests
   int max_streams{2000};  ///< concurrent event streams
   std::chrono::milliseconds keepalive{15'000};
-  std::size_t max_body{64 * 1024};
+  std::size_t max_body{std::size_t{64} * 1024};
   std::chrono::seconds read_timeout{10};
 };
 
