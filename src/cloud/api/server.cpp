@@ -343,9 +343,9 @@ Result<int> Server::start() {
       });
   int port = o.port;
   if (port == 0) {
-    port = http.bind_to_any_port(o.host.c_str());
+    port = http.bind_to_any_port(o.host);
     if (port <= 0) return fail(Errc::io, "api: cannot bind " + o.host);
-  } else if (!http.bind_to_port(o.host.c_str(), port)) {
+  } else if (!http.bind_to_port(o.host, port)) {
     return fail(Errc::io, "api: cannot bind " + o.host + ":" + std::to_string(port));
   }
   impl_->listener = std::thread([impl] { impl->http->listen_after_bind(); });

@@ -8,6 +8,125 @@ namespace {
 using config::Field;
 using config::Type;
 
+// The notification channels' settings (docs/notifications.md).
+void add_notify_fields(config::Schema& s) {
+  s.add(Field{.key = "smtp.url",
+              .default_value = "",
+              .help = "SMTP server for e-mail: smtp://host:587 (STARTTLS when offered), "
+                      "smtps://host:465; empty: no e-mail"});
+  s.add(Field{.key = "smtp.from",
+              .default_value = "detectordag <dag@localhost>",
+              .help = "Sender of every mail"});
+  s.add(Field{.key = "smtp.username", .default_value = "", .help = "SMTP AUTH user (empty: none)"});
+  s.add(Field{
+      .key = "smtp.password", .default_value = "", .help = "SMTP AUTH password", .secret = true});
+  s.add(Field{.key = "smtp.starttls",
+              .default_value = "opportunistic",
+              .help = "STARTTLS on smtp:// URLs: required, opportunistic (when offered), none",
+              .choices = {"required", "opportunistic", "none"}});
+  s.add(Field{.key = "notify.coalesce_window_ms",
+              .type = Type::integer,
+              .default_value = "5000",
+              .help = "After an alert, further ones to the same target within this window go "
+                      "out together as one follow-up",
+              .min = 0,
+              .max = 3'600'000});
+  s.add(Field{.key = "notify.retry_initial_s",
+              .type = Type::integer,
+              .default_value = "30",
+              .help = "First retry of a failed delivery; doubles each time",
+              .min = 1,
+              .max = 86'400});
+  s.add(Field{.key = "notify.retry_max_s",
+              .type = Type::integer,
+              .default_value = "3600",
+              .help = "Longest wait between retries",
+              .min = 1,
+              .max = 86'400});
+  s.add(Field{.key = "notify.give_up_s",
+              .type = Type::integer,
+              .default_value = "86400",
+              .help = "A notification still failing this long after it was made is given up",
+              .min = 1,
+              .max = std::int64_t{30} * 86'400});
+  s.add(Field{.key = "notify.allow_private_addresses",
+              .type = Type::boolean,
+              .default_value = "false",
+              .help = "Let webhooks and ntfy post to loopback and private addresses (Home "
+                      "Assistant or ntfy on your LAN); off, account owners cannot reach your "
+                      "internal network through dagd"});
+}
+
+// The REST API's settings (docs/api.md).
+void add_api_fields(config::Schema& s) {
+  s.add(Field{.key = "api.enabled",
+              .type = Type::boolean,
+              .default_value = "true",
+              .help = "Serve the REST API and the dashboard"});
+  s.add(Field{.key = "api.host",
+              .default_value = "127.0.0.1",
+              .help = "Address the API listens on (0.0.0.0: every interface)"});
+  s.add(Field{.key = "api.port",
+              .type = Type::integer,
+              .default_value = "8080",
+              .help = "Port of the API (0: any free port, logged as api.listening)",
+              .min = 0,
+              .max = 65535});
+  s.add(Field{.key = "api.tls_cert",
+              .type = Type::pem,
+              .help = "HTTPS certificate chain (PEM, base64 PEM or path); with api.tls_key "
+                      "dagd serves HTTPS itself, without them plain HTTP for a reverse proxy"});
+  s.add(
+      Field{.key = "api.tls_key", .type = Type::pem, .help = "HTTPS private key", .secret = true});
+  s.add(Field{.key = "api.token_ttl_s",
+              .type = Type::integer,
+              .default_value = "7200",
+              .help = "Lifetime of a login token",
+              .min = 60,
+              .max = std::int64_t{30} * 86'400});
+  s.add(Field{.key = "api.web_root",
+              .default_value = "",
+              .help = "Directory of the built dashboard (web/dist); empty: no dashboard"});
+  s.add(Field{.key = "api.cors_origins",
+              .default_value = "",
+              .help = "Comma-separated origins allowed to call the API from a browser, or *; "
+                      "empty: only the dashboard's own origin"});
+  s.add(Field{.key = "api.trust_forwarded_for",
+              .type = Type::boolean,
+              .default_value = "false",
+              .help = "Take the client address from X-Forwarded-For (only behind a reverse "
+                      "proxy that sets it: login throttling is per address)"});
+  s.add(Field{.key = "api.login_per_user_per_minute",
+              .type = Type::integer,
+              .default_value = "5",
+              .help = "Login attempts per username and minute (also the burst); beyond: 429",
+              .min = 1,
+              .max = 100'000});
+  s.add(Field{.key = "api.login_per_address_per_minute",
+              .type = Type::integer,
+              .default_value = "30",
+              .help = "Login attempts per client address and minute (also the burst)",
+              .min = 1,
+              .max = 100'000});
+  s.add(Field{.key = "api.metrics_token",
+              .default_value = "",
+              .help = "If set, /metrics wants `Authorization: Bearer <token>` (Prometheus: "
+                      "authorization.credentials); empty: /metrics is open",
+              .secret = true});
+  s.add(Field{.key = "api.threads",
+              .type = Type::integer,
+              .default_value = "8",
+              .help = "Threads for API requests",
+              .min = 1,
+              .max = 1024});
+  s.add(Field{.key = "api.max_streams",
+              .type = Type::integer,
+              .default_value = "2000",
+              .help = "Live event streams (dashboards) open at once; each holds a thread",
+              .min = 0,
+              .max = 100'000});
+}
+
 config::Schema make_schema() {
   config::Schema s("dagd");
   s.add(Field{.key = "dagd.state_dir",
@@ -104,122 +223,13 @@ config::Schema make_schema() {
               .default_value = "http://localhost:8080",
               .help = "Public base URL of the dashboard: links in notifications and "
                       "verification mails"});
-  s.add(Field{.key = "smtp.url",
-              .default_value = "",
-              .help = "SMTP server for e-mail: smtp://host:587 (STARTTLS when offered), "
-                      "smtps://host:465; empty: no e-mail"});
-  s.add(Field{.key = "smtp.from",
-              .default_value = "detectordag <dag@localhost>",
-              .help = "Sender of every mail"});
-  s.add(Field{.key = "smtp.username", .default_value = "", .help = "SMTP AUTH user (empty: none)"});
-  s.add(Field{
-      .key = "smtp.password", .default_value = "", .help = "SMTP AUTH password", .secret = true});
-  s.add(Field{.key = "smtp.starttls",
-              .default_value = "opportunistic",
-              .help = "STARTTLS on smtp:// URLs: required, opportunistic (when offered), none",
-              .choices = {"required", "opportunistic", "none"}});
-  s.add(Field{.key = "notify.coalesce_window_ms",
-              .type = Type::integer,
-              .default_value = "5000",
-              .help = "After an alert, further ones to the same target within this window go "
-                      "out together as one follow-up",
-              .min = 0,
-              .max = 3'600'000});
-  s.add(Field{.key = "notify.retry_initial_s",
-              .type = Type::integer,
-              .default_value = "30",
-              .help = "First retry of a failed delivery; doubles each time",
-              .min = 1,
-              .max = 86'400});
-  s.add(Field{.key = "notify.retry_max_s",
-              .type = Type::integer,
-              .default_value = "3600",
-              .help = "Longest wait between retries",
-              .min = 1,
-              .max = 86'400});
-  s.add(Field{.key = "notify.give_up_s",
-              .type = Type::integer,
-              .default_value = "86400",
-              .help = "A notification still failing this long after it was made is given up",
-              .min = 1,
-              .max = 30 * 86'400});
-  s.add(Field{.key = "notify.allow_private_addresses",
-              .type = Type::boolean,
-              .default_value = "false",
-              .help = "Let webhooks and ntfy post to loopback and private addresses (Home "
-                      "Assistant or ntfy on your LAN); off, account owners cannot reach your "
-                      "internal network through dagd"});
+  add_notify_fields(s);
   s.add(Field{.key = "api.jwt_secret",
               .default_value = "",
               .help = "Signs login tokens (REST API); `dagctl init` writes a random one. Empty: "
                       "a new one at every start, which logs everyone out",
               .secret = true});
-  s.add(Field{.key = "api.enabled",
-              .type = Type::boolean,
-              .default_value = "true",
-              .help = "Serve the REST API and the dashboard"});
-  s.add(Field{.key = "api.host",
-              .default_value = "127.0.0.1",
-              .help = "Address the API listens on (0.0.0.0: every interface)"});
-  s.add(Field{.key = "api.port",
-              .type = Type::integer,
-              .default_value = "8080",
-              .help = "Port of the API (0: any free port, logged as api.listening)",
-              .min = 0,
-              .max = 65535});
-  s.add(Field{.key = "api.tls_cert",
-              .type = Type::pem,
-              .help = "HTTPS certificate chain (PEM, base64 PEM or path); with api.tls_key "
-                      "dagd serves HTTPS itself, without them plain HTTP for a reverse proxy"});
-  s.add(
-      Field{.key = "api.tls_key", .type = Type::pem, .help = "HTTPS private key", .secret = true});
-  s.add(Field{.key = "api.token_ttl_s",
-              .type = Type::integer,
-              .default_value = "7200",
-              .help = "Lifetime of a login token",
-              .min = 60,
-              .max = 30 * 86'400});
-  s.add(Field{.key = "api.web_root",
-              .default_value = "",
-              .help = "Directory of the built dashboard (web/dist); empty: no dashboard"});
-  s.add(Field{.key = "api.cors_origins",
-              .default_value = "",
-              .help = "Comma-separated origins allowed to call the API from a browser, or *; "
-                      "empty: only the dashboard's own origin"});
-  s.add(Field{.key = "api.trust_forwarded_for",
-              .type = Type::boolean,
-              .default_value = "false",
-              .help = "Take the client address from X-Forwarded-For (only behind a reverse "
-                      "proxy that sets it: login throttling is per address)"});
-  s.add(Field{.key = "api.login_per_user_per_minute",
-              .type = Type::integer,
-              .default_value = "5",
-              .help = "Login attempts per username and minute (also the burst); beyond: 429",
-              .min = 1,
-              .max = 100'000});
-  s.add(Field{.key = "api.login_per_address_per_minute",
-              .type = Type::integer,
-              .default_value = "30",
-              .help = "Login attempts per client address and minute (also the burst)",
-              .min = 1,
-              .max = 100'000});
-  s.add(Field{.key = "api.metrics_token",
-              .default_value = "",
-              .help = "If set, /metrics wants `Authorization: Bearer <token>` (Prometheus: "
-                      "authorization.credentials); empty: /metrics is open",
-              .secret = true});
-  s.add(Field{.key = "api.threads",
-              .type = Type::integer,
-              .default_value = "8",
-              .help = "Threads for API requests",
-              .min = 1,
-              .max = 1024});
-  s.add(Field{.key = "api.max_streams",
-              .type = Type::integer,
-              .default_value = "2000",
-              .help = "Live event streams (dashboards) open at once; each holds a thread",
-              .min = 0,
-              .max = 100'000});
+  add_api_fields(s);
   s.add(Field{.key = "log.level",
               .default_value = "info",
               .help = "Log level",

@@ -44,6 +44,8 @@ constexpr const char* kSecret = "integration-test-secret-integration-test-secret
 constexpr const char* kTester = "tester";
 constexpr const char* kPassword = "correct horse battery";
 constexpr const char* kOrigin = "https://dash.example";
+constexpr std::int64_t kMinuteMs = 60'000;
+constexpr std::int64_t kHourMs = 3'600'000;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -248,15 +250,15 @@ class ApiIntegration : public ::testing::Test {
     ASSERT_TRUE(d) << d.error().message;
   }
 
-  std::unique_ptr<MqttTestClient> tester() {
+  static std::unique_ptr<MqttTestClient> tester() {
     auto c = MqttTestClient::connect(client_options(*env_->broker, env_->pki.client(kTester)));
     EXPECT_TRUE(c) << c.error().message;
     return c ? std::move(*c) : nullptr;
   }
 
   // A dag-edge report through the broker, awaited as its /accepted reply.
-  void report(MqttTestClient& c, const std::string& id, const std::string& status, std::int64_t seq,
-              std::int64_t observed_at) {
+  static void report(MqttTestClient& c, const std::string& id, const std::string& status,
+                     std::int64_t seq, std::int64_t observed_at) {
     const auto accepted =
         protocol::shadow_topic(id, protocol::ShadowOp::update, protocol::ShadowReply::accepted);
     auto s = c.subscribe(accepted, 1);
@@ -368,7 +370,7 @@ TEST_F(ApiIntegration, LoginRejectsMalformedBodies) {
   expect_error(http_->call("POST", "/v1/auth", "", json{{"username", 7}, {"password", "x"}}), 400,
                "bad_request");
   expect_error(http_->call("POST", "/v1/auth", "", json::array()), 400, "bad_request");
-  r = raw.Post("/v1/auth", std::string(70 * 1024, ' '), "application/json");
+  r = raw.Post("/v1/auth", std::string(std::size_t{70} * 1024, ' '), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
   EXPECT_EQ(json::parse(r->body, nullptr, false).value("code", ""), "payload_too_large");
@@ -439,7 +441,7 @@ TEST_F(ApiIntegration, AnotherAccountsResourcesAre404LikeMissingOnes) {
       {"GET", dev + "/uptime"},
   };
   for (const auto& [method, path] : routes) {
-    SCOPED_TRACE(method + " " + path);
+    SCOPED_TRACE(std::string(method).append(" ").append(path));
     auto theirs = http_->call(method, path, alice.token, json{{"name", "mine now"}});
     expect_error(theirs, 404, "not_found");
     // The same answer as for something that does not exist at all.
@@ -594,10 +596,10 @@ TEST_F(ApiIntegration, HistoryIsPaginatedAndFiltered) {
   provision("dev-hist", a.id, "History");
   auto c = tester();
   ASSERT_TRUE(c);
-  const std::int64_t t0 = now_ms() - 10 * 60'000;
+  const std::int64_t t0 = now_ms() - 10 * kMinuteMs;
   for (int seq = 1; seq <= 5; ++seq) {
     ASSERT_NO_FATAL_FAILURE(
-        report(*c, "dev-hist", seq % 2 == 1 ? "off" : "on", seq, t0 + seq * 60'000));
+        report(*c, "dev-hist", seq % 2 == 1 ? "off" : "on", seq, t0 + seq * kMinuteMs));
   }
   const std::string path = "/v1/devices/dev-hist/events";
   auto all = http_->get(path, a.token);
@@ -620,8 +622,8 @@ TEST_F(ApiIntegration, HistoryIsPaginatedAndFiltered) {
   EXPECT_EQ(seqs, (std::vector<std::int64_t>{5, 4, 3, 2, 1}));
 
   // since (RFC 3339) and until (epoch ms) on the observed time.
-  const auto since = http_->get(path + "?since=" + std::to_string(t0 + 2 * 60'000) +
-                                    "&until=" + std::to_string(t0 + 4 * 60'000),
+  const auto since = http_->get(path + "?since=" + std::to_string(t0 + 2 * kMinuteMs) +
+                                    "&until=" + std::to_string(t0 + 4 * kMinuteMs),
                                 a.token);
   ASSERT_EQ(since.status, 200);
   ASSERT_EQ(since.js()["events"].size(), 2U);
@@ -644,9 +646,9 @@ TEST_F(ApiIntegration, UptimeCountsOutagesByObservedTime) {
   ASSERT_TRUE(c);
   const std::int64_t now = now_ms();
   // On 3 h ago, off for 30 min from 2 h ago, off again from 10 min ago (ongoing).
-  ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "on", 1, now - 3 * 3'600'000));
-  ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "off", 2, now - 2 * 3'600'000));
-  ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "on", 3, now - 2 * 3'600'000 + 1'800'000));
+  ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "on", 1, now - 3 * kHourMs));
+  ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "off", 2, now - 2 * kHourMs));
+  ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "on", 3, now - 2 * kHourMs + 1'800'000));
   ASSERT_NO_FATAL_FAILURE(report(*c, "dev-up", "off", 4, now - 600'000));
   auto r = http_->get("/v1/devices/dev-up/uptime?days=1", a.token);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -659,8 +661,8 @@ TEST_F(ApiIntegration, UptimeCountsOutagesByObservedTime) {
   EXPECT_GE(total, 1'800'000 + 600'000);
   EXPECT_LT(total, 1'800'000 + 600'000 + 60'000);
   const auto monitored = u["monitoredMs"].get<std::int64_t>();
-  EXPECT_GE(monitored, 3 * 3'600'000);
-  EXPECT_LT(monitored, 3 * 3'600'000 + 60'000);
+  EXPECT_GE(monitored, 3 * kHourMs);
+  EXPECT_LT(monitored, 3 * kHourMs + 60'000);
   EXPECT_NEAR(u["availability"].get<double>(), 100.0 * (monitored - total) / monitored, 1e-6);
   expect_error(http_->get("/v1/devices/dev-up/uptime?days=0", a.token), 400, "bad_request");
   expect_error(http_->get("/v1/devices/dev-up/uptime?days=366", a.token), 400, "bad_request");
@@ -1015,8 +1017,8 @@ TEST_F(ApiIntegration, MalformedRequestsNeverCrashTheServer) {
       "GET /v1/auth HTTP/9.9\r\nHost: x\r\n\r\n",
       "POST /v1/auth HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"username\"",
       "POST /v1/auth HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-      "POST /v1/auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-      "9\r\n\r\n{\"a\":\xff\xfe}",
+      std::string("POST /v1/auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n") +
+          "Content-Length: 9\r\n\r\n{\"a\":\xff\xfe}",
       "POST /v1/auth HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       "GET /" + std::string(20'000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20'000, 'b') + "\r\n\r\n",
