@@ -10,7 +10,10 @@
 //         thread (epoll). Once every stream has its `event: snapshot`, every dag reports
 //         `off` over MQTT (QoS 1, a service identity); for every stream the time from its
 //         dag's publish to its `event: device` with power "off". dagd's RSS and threads
-//         with the streams open.
+//         with the streams open. A stream whose request dagd accepted but left unanswered
+//         for 2 s is counted as stalled (dagd's thread pool can strand a connection in its
+//         queue until the next one arrives) and a throwaway GET /healthz is sent once a
+//         second while one waits; the count is reported, the run goes on.
 // The accounts are made through the SQLite file (dag::store), the tokens by POST /v1/auth.
 //
 // Usage: api_bench [flags], each with a value:
@@ -30,7 +33,6 @@
 // Prints a table on stderr and one JSON line on stdout. Exit status 1 on errors (an answer
 // that is not 200, a stream that fails or never gets its change); the goals are reported,
 // not enforced. Not a test: figures go in bench/README.md.
-#include <fcntl.h>
 #include <httplib.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -49,7 +51,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -63,6 +64,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -106,6 +108,11 @@ struct Args {
 
 [[noreturn]] void die(const std::string& what) {
   throw std::runtime_error(what);
+}
+
+/// strerror's text, thread-safe.
+std::string sys_error(int e) {
+  return std::generic_category().message(e);
 }
 
 double ms_between(SteadyClock::time_point from, SteadyClock::time_point to) {
@@ -174,6 +181,24 @@ double children_cpu_seconds() {
     return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
   };
   return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+/// TcpExt ListenOverflows of this machine: connections dropped for a full accept queue.
+long listen_overflows() {
+  std::ifstream in("/proc/net/netstat");
+  std::string names;
+  std::string values;
+  while (std::getline(in, names) && std::getline(in, values)) {
+    if (!names.starts_with("TcpExt:")) continue;
+    std::istringstream n(names);
+    std::istringstream v(values);
+    std::string name;
+    std::string value;
+    while (n >> name && v >> value) {
+      if (name == "ListenOverflows") return std::stol(value);
+    }
+  }
+  return -1;
 }
 
 json load_average() {
@@ -251,6 +276,7 @@ void log_in(int port, std::vector<BenchAccount>& accounts, int parallel) {
   std::mutex mu;
   std::string error;
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(parallel));
   for (int t = 0; t < parallel; ++t) {
     threads.emplace_back([&] {
       httplib::Client http("127.0.0.1", port);
@@ -301,7 +327,7 @@ struct WrkResult {
   double duration_s{0};
   double avg_ms{0};
   double max_ms{0};
-  std::map<int, double> latency_ms;  // 50, 75, 90, 99
+  std::map<int, double> latency_ms;  // 50, 75, 90, 99: all four (parse_wrk checks)
   long non_2xx{0};
   long socket_errors{0};  // connect + read + write + timeout
   std::string socket_errors_text;
@@ -310,6 +336,7 @@ struct WrkResult {
   double others_cpu_s{0};
   long dagd_threads{0};
   long dagd_rss_kib{0};
+  long listen_overflows{0};
 
   [[nodiscard]] json to_json() const {
     return {{"requests_per_s", requests_per_s},
@@ -317,12 +344,13 @@ struct WrkResult {
             {"duration_s", duration_s},
             {"avg_ms", avg_ms},
             {"max_ms", max_ms},
-            {"p50_ms", latency_ms.count(50) ? latency_ms.at(50) : -1},
-            {"p75_ms", latency_ms.count(75) ? latency_ms.at(75) : -1},
-            {"p90_ms", latency_ms.count(90) ? latency_ms.at(90) : -1},
-            {"p99_ms", latency_ms.count(99) ? latency_ms.at(99) : -1},
+            {"p50_ms", latency_ms.at(50)},
+            {"p75_ms", latency_ms.at(75)},
+            {"p90_ms", latency_ms.at(90)},
+            {"p99_ms", latency_ms.at(99)},
             {"non_2xx", non_2xx},
             {"socket_errors", socket_errors},
+            {"listen_overflows", listen_overflows},
             {"dagd_cpu_s", dagd_cpu_s},
             {"wrk_cpu_s", wrk_cpu_s},
             {"others_cpu_s", others_cpu_s},
@@ -391,12 +419,17 @@ WrkResult run_wrk(const Args& a, dag::test::DagdProcess& dagd, const std::string
   const double dagd0 = cpu_seconds(pid);
   const double children0 = children_cpu_seconds();
   const double busy0 = machine_busy_seconds();
+  const long overflows0 = listen_overflows();
   auto wrk = dag::test::Process::spawn({.argv = argv});
   if (!wrk) die("wrk: " + wrk.error().message + " (apt-get install wrk)");
+  // Its last line, or the end of its output: wait() alone may return before the reader
+  // thread took every line.
+  (void)(*wrk)->wait_for_line("Transfer/sec", std::chrono::seconds{seconds + 60});
   const auto status = (*wrk)->wait();
   const std::string out = (*wrk)->output();
   if (!status.success()) die("wrk ended with " + status.to_string() + ":\n" + out);
   WrkResult r = parse_wrk(out);
+  r.listen_overflows = listen_overflows() - overflows0;
   r.dagd_cpu_s = cpu_seconds(pid) - dagd0;
   r.wrk_cpu_s = children_cpu_seconds() - children0;
   r.others_cpu_s = machine_busy_seconds() - busy0 - r.dagd_cpu_s - r.wrk_cpu_s;
@@ -475,6 +508,8 @@ struct Stream {
   bool snapshot{false};
   bool changed{false};
   SteadyClock::time_point opened;
+  SteadyClock::time_point sent_at;  // the request went out
+  bool stalled{false};
   SteadyClock::time_point snapshot_at;
   SteadyClock::time_point changed_at;
   std::string error;
@@ -485,7 +520,7 @@ class Streams {
   Streams(int port, const std::vector<BenchAccount>& accounts, int per_account)
       : port_(port), accounts_(accounts) {
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_ < 0) die(std::string("epoll_create1: ") + std::strerror(errno));
+    if (epoll_ < 0) die(std::string("epoll_create1: ") + sys_error(errno));
     for (std::size_t i = 0; i < accounts.size(); ++i) {
       for (int k = 0; k < per_account; ++k) {
         Stream s;
@@ -502,6 +537,7 @@ class Streams {
     for (auto& s : streams_) {
       if (s.fd >= 0) ::close(s.fd);
     }
+    for (int fd : pokes_) ::close(fd);
     ::close(epoll_);
   }
   Streams(const Streams&) = delete;
@@ -530,9 +566,15 @@ class Streams {
         }
       }
       if (ready == streams_.size()) return true;
+      unstall(next);
     }
     return false;
   }
+
+  /// Streams whose request dagd took (TCP) but did not answer within 2 s.
+  [[nodiscard]] int stalled() const { return stalled_; }
+  /// Connections opened to unstick them.
+  [[nodiscard]] int pokes() const { return static_cast<int>(pokes_.size()); }
 
   /// Polls until every stream saw its change (true) or the deadline passed.
   bool wait_changes(SteadyClock::time_point deadline) {
@@ -549,9 +591,16 @@ class Streams {
   }
 
   [[nodiscard]] const std::vector<Stream>& streams() const { return streams_; }
+  /// The first failure, else where the first stream without a snapshot stands.
   [[nodiscard]] std::string first_error() const {
     for (const auto& s : streams_) {
       if (!s.error.empty()) return s.error;
+    }
+    for (const auto& s : streams_) {
+      if (s.snapshot) continue;
+      return "a stream of " + accounts_[s.account].username + " is in phase " +
+             std::to_string(static_cast<int>(s.phase)) + " with " + std::to_string(s.raw.size()) +
+             " bytes unparsed: " + s.raw.substr(0, 200) + " / " + s.events.substr(0, 200);
     }
     return {};
   }
@@ -563,9 +612,38 @@ class Streams {
     s.error = "stream of " + accounts_[s.account].username + ": " + std::move(why);
   }
 
+  // dagd's thread pool can leave an accepted connection in its queue with no thread to
+  // take it (see bench/README.md) until the next connection arrives: count such streams and
+  // open a throwaway connection (GET /healthz) once a second while one waits.
+  void unstall(std::size_t opened) {
+    const auto now = SteadyClock::now();
+    bool waiting = false;
+    for (std::size_t i = 0; i < opened; ++i) {
+      auto& s = streams_[i];
+      if (s.phase != Stream::Phase::headers || !s.raw.empty() || now - s.sent_at < 2s) continue;
+      waiting = true;
+      if (!s.stalled) ++stalled_;
+      s.stalled = true;
+    }
+    if (!waiting || now - last_poke_ < 1s) return;
+    last_poke_ = now;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    pokes_.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return;
+    constexpr std::string_view kPoke =
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)::send(fd, kPoke.data(), kPoke.size(), MSG_NOSIGNAL);
+  }
+
   void connect_one(Stream& s) {
     s.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s.fd < 0) return fail(s, std::string("socket: ") + std::strerror(errno));
+    if (s.fd < 0) return fail(s, std::string("socket: ") + sys_error(errno));
     const int one = 1;
     ::setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     sockaddr_in addr{};
@@ -576,13 +654,13 @@ class Streams {
     // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
     if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 &&
         errno != EINPROGRESS) {
-      return fail(s, std::string("connect: ") + std::strerror(errno));
+      return fail(s, std::string("connect: ") + sys_error(errno));
     }
     epoll_event ev{};
     ev.events = EPOLLOUT | EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(&s - streams_.data());
     if (epoll_ctl(epoll_, EPOLL_CTL_ADD, s.fd, &ev) != 0) {
-      return fail(s, std::string("epoll_ctl: ") + std::strerror(errno));
+      return fail(s, std::string("epoll_ctl: ") + sys_error(errno));
     }
   }
 
@@ -609,7 +687,7 @@ class Streams {
       int err = 0;
       socklen_t len = sizeof err;
       ::getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) return fail(s, std::string("connect: ") + std::strerror(err));
+      if (err != 0) return fail(s, std::string("connect: ") + sys_error(err));
       s.phase = Stream::Phase::sending;
     }
     while (s.sent < s.request.size()) {
@@ -617,11 +695,12 @@ class Streams {
           ::send(s.fd, s.request.data() + s.sent, s.request.size() - s.sent, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EAGAIN) return;
-        return fail(s, std::string("send: ") + std::strerror(errno));
+        return fail(s, std::string("send: ") + sys_error(errno));
       }
       s.sent += static_cast<std::size_t>(n);
     }
     s.phase = Stream::Phase::headers;
+    s.sent_at = SteadyClock::now();
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(&s - streams_.data());
@@ -635,7 +714,7 @@ class Streams {
       if (n == 0) return fail(s, "closed by dagd");
       if (n < 0) {
         if (errno == EAGAIN) break;
-        return fail(s, std::string("recv: ") + std::strerror(errno));
+        return fail(s, std::string("recv: ") + sys_error(errno));
       }
       s.raw.append(buf.data(), static_cast<std::size_t>(n));
     }
@@ -734,6 +813,9 @@ class Streams {
   const std::vector<BenchAccount>& accounts_;
   std::vector<Stream> streams_;
   int epoll_{-1};
+  int stalled_{0};
+  std::vector<int> pokes_;
+  SteadyClock::time_point last_poke_;
 };
 
 /// A libmosquitto connection (its own network thread) that publishes at QoS 1 without
@@ -844,6 +926,7 @@ json sse_phase(const Args& a, dag::test::TestPki& pki, const dag::test::Mosquitt
               {"dagd_rss_kib_before", status_field(before, "VmRSS")},
               {"dagd_rss_anon_kib_before", status_field(before, "RssAnon")}};
   Streams streams(dagd->api_port(), accounts, a.streams_per_account);
+  const long overflows0 = listen_overflows();
   const auto t0 = SteadyClock::now();
   if (!streams.open_all(a.open_window, t0 + std::chrono::seconds{a.timeout_s})) {
     const auto error = streams.first_error();
@@ -851,6 +934,9 @@ json sse_phase(const Args& a, dag::test::TestPki& pki, const dag::test::Mosquitt
         (error.empty() ? std::string() : ": " + error));
   }
   out["open_s"] = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  out["opens_stalled"] = streams.stalled();
+  out["pokes"] = streams.pokes();
+  out["listen_overflows"] = listen_overflows() - overflows0;
   const auto open = proc_status(pid);
   out["dagd_threads"] = status_field(open, "Threads");
   out["dagd_rss_kib"] = status_field(open, "VmRSS");
@@ -926,13 +1012,15 @@ void print_table(const json& summary) {
   if (summary.contains("sse")) {
     const auto& s = summary["sse"];
     std::fprintf(stderr,
-                 "\napi_bench: %d SSE streams (%d accounts): opened in %.2f s; publish -> "
-                 "event p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d of %d within 1 s\n"
+                 "\napi_bench: %d SSE streams (%d accounts): opened in %.2f s (%d stalled in "
+                 "dagd's queue); publish -> event p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d of "
+                 "%d within 1 s\n"
                  "dagd with the streams open: %ld threads (%ld before), VmRSS %.1f MiB "
                  "(%.1f before), RssAnon %.1f MiB (%.1f before)\n",
                  s["streams"].get<int>(), s["accounts"].get<int>(), s["open_s"].get<double>(),
-                 s["p50_ms"].get<double>(), s["p99_ms"].get<double>(), s["max_ms"].get<double>(),
-                 s["within_1s"].get<int>(), s["streams"].get<int>(), s["dagd_threads"].get<long>(),
+                 s["opens_stalled"].get<int>(), s["p50_ms"].get<double>(),
+                 s["p99_ms"].get<double>(), s["max_ms"].get<double>(), s["within_1s"].get<int>(),
+                 s["streams"].get<int>(), s["dagd_threads"].get<long>(),
                  s["dagd_threads_before"].get<long>(),
                  static_cast<double>(s["dagd_rss_kib"].get<long>()) / 1024.0,
                  static_cast<double>(s["dagd_rss_kib_before"].get<long>()) / 1024.0,
@@ -995,7 +1083,7 @@ int main(int argc, char** argv) try {
   dag::test::TestPki pki;
   dag::test::BrokerOptions bo;
   bo.service_identities = {"dagd", kPublisher};
-  bo.log_types = {"error", "warning", "notice"};
+  bo.log_types = {"error", "warning", "notice", "information"};  // not every PUBLISH
   auto broker = dag::test::MosquittoBroker::start(pki, bo);
   if (!broker) die(broker.error().message);
   auto hash = dag::password::hash(kPassword);

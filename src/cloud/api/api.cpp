@@ -298,9 +298,6 @@ ApiResult<StreamStart> Api::open_stream(const Request& request, std::string_view
   start.after = hub_.last_id();
   auto devices = store::transact(store_, store::TxMode::read_only,
                                  [&](store::Transaction& tx) -> store::StoreResult<nlohmann::json> {
-                                   auto account = tx.get_account(start.account_id);
-                                   if (!account)
-                                     return Unexpected<store::StoreError>{account.error()};
                                    auto list = tx.list_devices(start.account_id);
                                    if (!list) return Unexpected<store::StoreError>{list.error()};
                                    auto arr = nlohmann::json::array();

@@ -1,6 +1,7 @@
 #include "dag/api/server.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -30,7 +31,10 @@ class GrowingPool final : public httplib::TaskQueue {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     jobs_.push_back(std::move(fn));
-    if (idle_ == 0 && threads_.size() < max_) {
+    // Idle threads already woken for earlier jobs still count as idle until they take
+    // one: compare with the jobs waiting, or a second stream could wait behind the first
+    // (which never ends) with no thread to serve it.
+    if (jobs_.size() > idle_ && threads_.size() < max_) {
       threads_.emplace_back([this] { work(); });
     } else {
       ready_.notify_one();
@@ -299,6 +303,16 @@ Result<int> Server::start() {
   http.set_payload_max_length(o.max_body + 1);
   http.set_read_timeout(o.read_timeout);
   http.set_keep_alive_timeout(5);
+  // httplib's defaults cost dearly under load: Nagle holds each answer for the client's
+  // delayed ACK (~40 ms), and a keep-alive connection ends after 5 requests.
+  http.set_tcp_nodelay(true);
+  http.set_keep_alive_max_count(100'000);
+  int listen_fd = -1;
+  http.set_socket_options([&listen_fd](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd = sock;
+  });
   Impl* impl = impl_.get();
   auto handler = [impl](const httplib::Request& req, httplib::Response& res) {
     if (Impl::is_api_path(req.path) || req.method != "GET") {
@@ -348,6 +362,9 @@ Result<int> Server::start() {
   } else if (!http.bind_to_port(o.host, port)) {
     return fail(Errc::io, "api: cannot bind " + o.host + ":" + std::to_string(port));
   }
+  // Debian's httplib listens with a backlog of 5: a burst of new connections (dashboards
+  // reconnecting after a restart) would overflow it and wait 1 s for a SYN retry.
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   impl_->listener = std::thread([impl] { impl->http->listen_after_bind(); });
   impl_->started = true;
   log::info("api.listening", {{"host", o.host},
