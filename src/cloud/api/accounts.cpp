@@ -226,9 +226,9 @@ ApiResult<Response> Api::list_devices(const Request& r, const Params& p) {
                               [&](store::Transaction& tx) { return tx.list_devices(account->id); }),
               "list_devices");
   if (!devices) return Unexpected<ApiError>{devices.error()};
-  auto arr = json::array();
-  for (const auto& d : *devices) arr.push_back(device_json(d));
-  return json_response(arr);
+  Response out;
+  out.body = devices_text(*devices);
+  return out;
 }
 
 namespace {

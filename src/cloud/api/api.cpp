@@ -256,7 +256,7 @@ ApiResult<store::Device> Api::own_device(const Request& request, std::string_vie
 }
 
 void publish_device(EventHub& hub, const store::Device& device) {
-  hub.publish(device.account_id, "device", dump(device_json(device)));
+  hub.publish(device.account_id, "device", device_text(device));
 }
 
 void Api::publish_device(const store::Device& device) {
@@ -296,22 +296,11 @@ ApiResult<StreamStart> Api::open_stream(const Request& request, std::string_view
   // Before reading the devices: a change committed meanwhile is then sent after the
   // snapshot too (twice is harmless; never is not).
   start.after = hub_.last_id();
-  auto devices = store::transact(store_, store::TxMode::read_only,
-                                 [&](store::Transaction& tx) -> store::StoreResult<nlohmann::json> {
-                                   auto list = tx.list_devices(start.account_id);
-                                   if (!list) return Unexpected<store::StoreError>{list.error()};
-                                   auto arr = nlohmann::json::array();
-                                   for (const auto& d : *list) arr.push_back(device_json(d));
-                                   return arr;
-                                 });
-  if (!devices) {
-    if (devices.error().code == store::StoreErrc::not_found) {
-      return fail(ApiErrc::unauthorized, "the token's account no longer exists");
-    }
-    log::error("api.store_failed", {{"error", devices.error().message}});
-    return Unexpected<ApiError>{from_store(devices.error())};
-  }
-  start.initial.push_back(StreamEvent{start.after, "snapshot", dump(*devices)});
+  auto devices = store::transact(store_, store::TxMode::read_only, [&](store::Transaction& tx) {
+    return tx.list_devices(start.account_id);
+  });
+  if (!devices) return Unexpected<ApiError>{store_failure(devices.error(), "list_devices")};
+  start.initial.push_back(StreamEvent{start.after, "snapshot", devices_text(*devices)});
   return start;
 }
 

@@ -29,7 +29,7 @@ ApiResult<Response> Api::get_device(const Request& r, const Params& p) {
   auto device = own_device(r, p.get("deviceId"));
   if (!device) return Unexpected<ApiError>{device.error()};
   Response out;
-  out.body = dump(device_json(*device));
+  out.body = device_text(*device);
   return out;
 }
 
@@ -58,7 +58,7 @@ ApiResult<Response> Api::patch_device(const Request& r, const Params& p) {
     publish_device(*device);
   }
   Response out;
-  out.body = dump(device_json(*device));
+  out.body = device_text(*device);
   return out;
 }
 

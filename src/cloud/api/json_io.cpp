@@ -32,30 +32,109 @@ json optional_string(const std::optional<std::string>& value) {
 
 }  // namespace
 
-json device_json(const store::Device& device) {
+namespace {
+
+// "2026-11-27T05:00:00.123Z" without a format parser: the device list formats four per
+// device, and this is the API's hottest path.
+void append_time(std::string& out, std::optional<std::int64_t> epoch_ms) {
+  if (!epoch_ms) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  out += notify::iso8601_utc(*epoch_ms);
+  out += '"';
+}
+
+// A JSON string; invalid UTF-8 is replaced rather than thrown on.
+void append_string(std::string& out, std::string_view text) {
+  bool plain = true;
+  for (const unsigned char c : text) {
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
+  out += dump(json(std::string(text)));
+}
+
+template <class E>
+void append_name(std::string& out, const std::optional<E>& value) {
+  if (!value) {
+    out += "null";
+    return;
+  }
+  append_string(out, to_string(*value));
+}
+
+}  // namespace
+
+void append_device_json(std::string& out, const store::Device& device) {
   const auto& s = device.state;
-  json battery = nullptr;
-  if (s.battery_json) {
-    battery = json::parse(*s.battery_json, nullptr, false);
-    if (!battery.is_object()) battery = nullptr;
-  }
-  json user_state = {{"state", nullptr}, {"title", nullptr}, {"explanation", nullptr}};
+  out += R"({"deviceId":)";
+  append_string(out, device.id);
+  out += R"(,"name":)";
+  append_string(out, device.name);
+  out += R"(,"state":{"power":)";
+  append_name(out, s.power);
+  out += R"(,"updated":)";
+  append_time(out, s.power_since_ms);
+  out += R"(},"connection":{"status":)";
+  append_name(out, s.connection);
+  out += R"(,"updated":)";
+  append_time(out, s.connection_since_ms);
+  out += R"(},"userState":{"state":)";
   if (s.user_state) {
-    user_state = {{"state", protocol::to_string(*s.user_state)},
-                  {"title", protocol::title(*s.user_state)},
-                  {"explanation", protocol::explanation(*s.user_state)}};
+    append_string(out, protocol::to_string(*s.user_state));
+    out += R"(,"title":)";
+    append_string(out, protocol::title(*s.user_state));
+    out += R"(,"explanation":)";
+    append_string(out, protocol::explanation(*s.user_state));
+  } else {
+    out += R"(null,"title":null,"explanation":null)";
   }
-  return {
-      {"deviceId", device.id},
-      {"name", device.name},
-      {"state", {{"power", name_or_null(s.power)}, {"updated", time_json(s.power_since_ms)}}},
-      {"connection",
-       {{"status", name_or_null(s.connection)}, {"updated", time_json(s.connection_since_ms)}}},
-      {"userState", std::move(user_state)},
-      {"battery", std::move(battery)},
-      {"lastSeen", time_json(s.last_seen_ms)},
-      {"provisionedAt", time_json(device.provisioned_at_ms)},
-  };
+  out += R"(},"battery":)";
+  // The store keeps it as a compact JSON object (it checks json_valid and the '{').
+  if (s.battery_json && s.battery_json->size() >= 2 && s.battery_json->front() == '{' &&
+      s.battery_json->back() == '}') {
+    out += *s.battery_json;
+  } else {
+    out += "null";
+  }
+  out += R"(,"lastSeen":)";
+  append_time(out, s.last_seen_ms);
+  out += R"(,"provisionedAt":)";
+  append_time(out, device.provisioned_at_ms);
+  out += '}';
+}
+
+std::string device_text(const store::Device& device) {
+  std::string out;
+  out.reserve(512);
+  append_device_json(out, device);
+  return out;
+}
+
+std::string devices_text(const std::vector<store::Device>& devices) {
+  std::string out;
+  out.reserve(devices.size() * 480 + 2);
+  out += '[';
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    if (i != 0) out += ',';
+    append_device_json(out, devices[i]);
+  }
+  out += ']';
+  return out;
+}
+
+json device_json(const store::Device& device) {
+  return json::parse(device_text(device), nullptr, false);
 }
 
 json event_json(const store::StoredEvent& event) {

@@ -214,9 +214,23 @@ std::string format_short(const LocalTime& t) {
 }
 
 std::string iso8601_utc(std::int64_t epoch_ms) {
+  // By hand: the API writes four of these per device in a list (its hottest path).
   const Civil c = civil(clamped(epoch_ms));
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.year, c.month, c.day, c.hour,
-                     c.minute, c.second, c.millisecond);
+  std::string out = "0000-00-00T00:00:00.000Z";
+  auto put = [&out](std::size_t at, std::size_t width, unsigned value) {
+    for (std::size_t i = 0; i < width; ++i) {
+      out[at + width - 1 - i] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
+  put(0, 4, static_cast<unsigned>(c.year));  // clamped to 1970..9999
+  put(5, 2, c.month);
+  put(8, 2, c.day);
+  put(11, 2, static_cast<unsigned>(c.hour));
+  put(14, 2, static_cast<unsigned>(c.minute));
+  put(17, 2, static_cast<unsigned>(c.second));
+  put(20, 3, static_cast<unsigned>(c.millisecond));
+  return out;
 }
 
 std::string rfc5322_date(std::int64_t epoch_ms) {

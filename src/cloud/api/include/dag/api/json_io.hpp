@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dag/api/error.hpp"
 #include "dag/api/uptime.hpp"
@@ -21,6 +22,11 @@ namespace dag::api {
 /// RFC 3339 in UTC with milliseconds, or null.
 nlohmann::json time_json(std::optional<std::int64_t> epoch_ms);
 
+/// The Device shape as JSON text, written directly (the device list is the hottest path).
+std::string device_text(const store::Device& device);
+/// `[Device, ...]` as JSON text.
+std::string devices_text(const std::vector<store::Device>& devices);
+/// The Device shape as a value (device_text parsed; for tests and callers that edit it).
 nlohmann::json device_json(const store::Device& device);
 nlohmann::json event_json(const store::StoredEvent& event);
 nlohmann::json target_json(const store::NotificationTarget& target);
