@@ -77,9 +77,11 @@ class CtlIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(broker_->wait_for_line(std::regex{R"(mosquitto version \S+ running)"}, kWait))
         << broker_->output();
 
-    auto dagd = Process::spawn({.argv = {DAG_DAGD_BIN, "-c", (state() / "dagd/dagd.toml").string()},
-                                .env = {{"DAG_TIMERS_POLL_MS", "100"}, {"DAG_LOG_LEVEL", "debug"}},
-                                .log_file = dir_.path() / "dagd.log"});
+    auto dagd = Process::spawn(
+        {.argv = {DAG_DAGD_BIN, "-c", (state() / "dagd/dagd.toml").string()},
+         // Any free API port: tests run side by side.
+         .env = {{"DAG_TIMERS_POLL_MS", "100"}, {"DAG_LOG_LEVEL", "debug"}, {"DAG_API_PORT", "0"}},
+         .log_file = dir_.path() / "dagd.log"});
     ASSERT_TRUE(dagd) << dagd.error().message;
     dagd_ = std::move(*dagd);
     ASSERT_TRUE(dagd_->wait_for_line("mqtt.subscribed", kWait)) << dagd_->output();
