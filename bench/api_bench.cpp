@@ -79,6 +79,8 @@
 #include "dag/test/process.hpp"
 #include "dag/test/test_pki.hpp"
 
+#include "bench_support.hpp"
+
 namespace {
 
 using json = nlohmann::json;
@@ -86,6 +88,12 @@ using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 namespace store = dag::store;
 namespace proto = dag::protocol;
+using dag::bench::cpu_seconds;
+using dag::bench::die;
+using dag::bench::machine_busy_seconds;
+using dag::bench::MqttConnection;
+using dag::bench::percentile;
+using dag::bench::proc_status;
 
 constexpr const char* kPassword = "api bench password";
 constexpr const char* kPublisher = "bench-pub";
@@ -106,10 +114,6 @@ struct Args {
   std::string dagd_bin{DAG_DAGD_BIN};
 };
 
-[[noreturn]] void die(const std::string& what) {
-  throw std::runtime_error(what);
-}
-
 /// strerror's text, thread-safe.
 std::string sys_error(int e) {
   return std::generic_category().message(e);
@@ -119,58 +123,11 @@ double ms_between(SteadyClock::time_point from, SteadyClock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
 // ---- /proc ----------------------------------------------------------------------------------
-
-std::map<std::string, long> proc_status(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::map<std::string, long> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    try {
-      out[line.substr(0, colon)] = std::stol(line.substr(colon + 1));
-    } catch (...) {  // NOLINT(bugprone-empty-catch): non-numeric fields are not needed
-    }
-  }
-  return out;
-}
 
 long status_field(const std::map<std::string, long>& status, const char* key) {
   const auto it = status.find(key);
   return it == status.end() ? -1L : it->second;
-}
-
-/// utime + stime of /proc/<pid>/stat, in seconds.
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = all.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(all.substr(close + 2));
-  std::string field;
-  long ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stol(field);
-  }
-  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-/// CPU time spent by the whole machine (every CPU, not idle or waiting for I/O).
-double machine_busy_seconds() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  std::array<long, 7> t{};  // user nice system idle iowait irq softirq
-  in >> cpu;
-  for (auto& v : t) in >> v;
-  const long busy = t[0] + t[1] + t[2] + t[5] + t[6];
-  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 /// CPU time of reaped children (wrk, once waited for).
@@ -818,76 +775,6 @@ class Streams {
   SteadyClock::time_point last_poke_;
 };
 
-/// A libmosquitto connection (its own network thread) that publishes at QoS 1 without
-/// waiting for each PUBACK.
-class Publisher {
- public:
-  Publisher(const dag::test::MosquittoBroker& broker, const dag::test::ClientCert& cert) {
-    m_ = mosquitto_new(cert.identity.c_str(), true, this);
-    if (m_ == nullptr) die("mosquitto_new failed");
-    mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(m_, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_max_inflight_messages_set(m_, 0);  // no limit of ours
-    if (mosquitto_tls_set(m_, broker.ca_file().c_str(), nullptr, cert.cert.c_str(),
-                          cert.key.c_str(), nullptr) != MOSQ_ERR_SUCCESS) {
-      die("mosquitto_tls_set failed");
-    }
-    mosquitto_connect_callback_set(m_, [](mosquitto*, void* self, int rc) {
-      auto* p = static_cast<Publisher*>(self);
-      std::lock_guard l(p->mu_);
-      p->connack_ = rc;
-      p->cv_.notify_all();
-    });
-    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
-      auto* p = static_cast<Publisher*>(self);
-      std::lock_guard l(p->mu_);
-      --p->inflight_;
-      p->cv_.notify_all();
-    });
-    if (int rc =
-            mosquitto_connect(m_, dag::test::MosquittoBroker::host().c_str(), broker.port(), 60);
-        rc != MOSQ_ERR_SUCCESS) {
-      die(std::string("mosquitto_connect: ") + mosquitto_strerror(rc));
-    }
-    mosquitto_loop_start(m_);
-    std::unique_lock l(mu_);
-    if (!cv_.wait_for(l, 10s, [&] { return connack_.has_value(); }) || *connack_ != 0) {
-      die("no CONNACK for " + cert.identity);
-    }
-  }
-  ~Publisher() {
-    mosquitto_disconnect(m_);
-    mosquitto_loop_stop(m_, false);
-    mosquitto_destroy(m_);
-  }
-  Publisher(const Publisher&) = delete;
-  Publisher& operator=(const Publisher&) = delete;
-
-  void publish(const std::string& topic, const std::string& payload) {
-    {
-      std::lock_guard l(mu_);
-      ++inflight_;
-    }
-    if (int rc = mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
-                                   payload.data(), 1, false);
-        rc != MOSQ_ERR_SUCCESS) {
-      die(std::string("mosquitto_publish: ") + mosquitto_strerror(rc));
-    }
-  }
-
-  bool drain(std::chrono::seconds timeout) {
-    std::unique_lock l(mu_);
-    return cv_.wait_for(l, timeout, [&] { return inflight_ == 0; });
-  }
-
- private:
-  mosquitto* m_{nullptr};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<int> connack_;
-  int inflight_{0};
-};
-
 void raise_nofile(std::size_t need) {
   rlimit l{};
   if (getrlimit(RLIMIT_NOFILE, &l) != 0) return;
@@ -915,7 +802,7 @@ json sse_phase(const Args& a, dag::test::TestPki& pki, const dag::test::Mosquitt
   }
   provision(dagd->database(), hash, accounts);
   log_in(dagd->api_port(), accounts, 2);
-  Publisher publisher(broker, pki.client(kPublisher));
+  MqttConnection publisher(broker, pki.client(kPublisher), 0, std::nullopt);
   const auto before = proc_status(pid);
   std::fprintf(stderr, "api_bench: sse, dagd pid %d, %d streams\n", static_cast<int>(pid), total);
 
@@ -1031,10 +918,8 @@ void print_table(const json& summary) {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  const auto integer = [](int& into) {
-    return [&into](const std::string& v) { into = std::stoi(v); };
-  };
-  const std::map<std::string, std::function<void(const std::string&)>> flags{
+  const auto integer = [](int& into) { return dag::bench::int_flag(into); };
+  const dag::bench::Flags flags{
       {"--devices", integer(a.devices)},
       {"--connections", integer(a.connections)},
       {"--wrk-threads", integer(a.wrk_threads)},
@@ -1055,13 +940,7 @@ Args parse_args(int argc, char** argv) {
       {"--timeout-s", integer(a.timeout_s)},
       {"--dagd-bin", [&](const std::string& v) { a.dagd_bin = v; }},
   };
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    const auto flag = flags.find(k);
-    if (flag == flags.end()) die("unknown option " + k + " (see the comment at the top)");
-    if (i + 1 >= argc) die("missing value for " + k);
-    flag->second(argv[++i]);
-  }
+  dag::bench::parse_flags(argc, argv, flags);
   if (a.devices < 1 || a.connections < 1 || a.wrk_threads < 1 || a.seconds < 1 || a.warmup_s < 0 ||
       a.accounts < 0 || a.streams_per_account < 1 || a.open_window < 1 || a.timeout_s < 1) {
     die("bad counts");

@@ -65,12 +65,21 @@
 #include "dag/test/process.hpp"
 #include "dag/test/test_pki.hpp"
 
+#include "bench_support.hpp"
+
 namespace {
 
 using json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 namespace store = dag::store;
+using dag::bench::cpu_seconds;
+using dag::bench::die;
+using dag::bench::machine_busy_seconds;
+using dag::bench::MqttConnection;
+using dag::bench::percentile;
+using dag::bench::proc_status;
+using dag::bench::stat_cpu_seconds;
 namespace proto = dag::protocol;
 
 struct Args {
@@ -87,119 +96,6 @@ struct Args {
   std::optional<int> sub_receive_max;
   int timeout_s{120};
   std::string dagd_bin{DAG_DAGD_BIN};
-};
-
-[[noreturn]] void die(const std::string& what) {
-  throw std::runtime_error(what);
-}
-
-// ---- raw libmosquitto connections ---------------------------------------------------------
-
-/// One TLS connection with libmosquitto's own network thread (loop_start): publishes with
-/// a window of unacknowledged messages, or hands received messages to `on_message`.
-class Connection {
- public:
-  using OnMessage = std::function<void(std::string_view topic, std::string_view payload)>;
-
-  Connection(const dag::test::MosquittoBroker& broker, const dag::test::ClientCert& cert,
-             int window, std::optional<int> receive_max, OnMessage on_message = {})
-      : window_(window), on_message_(std::move(on_message)) {
-    m_ = mosquitto_new(cert.identity.c_str(), true, this);
-    if (m_ == nullptr) die("mosquitto_new failed");
-    mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(m_, MOSQ_OPT_TCP_NODELAY, 1);
-    if (receive_max) mosquitto_int_option(m_, MOSQ_OPT_RECEIVE_MAXIMUM, *receive_max);
-    // Our own window below; libmosquitto's queue stays empty.
-    mosquitto_max_inflight_messages_set(m_, static_cast<unsigned>(window));
-    if (mosquitto_tls_set(m_, broker.ca_file().c_str(), nullptr, cert.cert.c_str(),
-                          cert.key.c_str(), nullptr) != MOSQ_ERR_SUCCESS) {
-      die("mosquitto_tls_set failed");
-    }
-    mosquitto_connect_callback_set(m_, [](mosquitto*, void* self, int rc) {
-      auto* c = static_cast<Connection*>(self);
-      std::lock_guard l(c->mu_);
-      c->connack_ = rc;
-      c->cv_.notify_all();
-    });
-    mosquitto_subscribe_callback_set(m_, [](mosquitto*, void* self, int, int, const int*) {
-      auto* c = static_cast<Connection*>(self);
-      std::lock_guard l(c->mu_);
-      c->subscribed_ = true;
-      c->cv_.notify_all();
-    });
-    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
-      auto* c = static_cast<Connection*>(self);
-      std::lock_guard l(c->mu_);
-      --c->inflight_;
-      c->cv_.notify_all();
-    });
-    mosquitto_message_callback_set(m_, [](mosquitto*, void* self, const mosquitto_message* msg) {
-      auto* c = static_cast<Connection*>(self);
-      if (c->on_message_) {
-        c->on_message_(msg->topic, std::string_view(static_cast<const char*>(msg->payload),
-                                                    static_cast<std::size_t>(msg->payloadlen)));
-      }
-    });
-    if (int rc =
-            mosquitto_connect(m_, dag::test::MosquittoBroker::host().c_str(), broker.port(), 60);
-        rc != MOSQ_ERR_SUCCESS) {
-      die(std::string("mosquitto_connect: ") + mosquitto_strerror(rc));
-    }
-    mosquitto_loop_start(m_);
-    std::unique_lock l(mu_);
-    if (!cv_.wait_for(l, 10s, [&] { return connack_.has_value(); }) || *connack_ != 0) {
-      die("no CONNACK for " + cert.identity);
-    }
-  }
-  ~Connection() {
-    mosquitto_disconnect(m_);
-    mosquitto_loop_stop(m_, false);
-    mosquitto_destroy(m_);
-  }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-
-  void subscribe(const std::string& filter) {
-    {
-      std::lock_guard l(mu_);
-      subscribed_ = false;
-    }
-    if (mosquitto_subscribe(m_, nullptr, filter.c_str(), 1) != MOSQ_ERR_SUCCESS) {
-      die("mosquitto_subscribe failed");
-    }
-    std::unique_lock l(mu_);
-    if (!cv_.wait_for(l, 10s, [&] { return subscribed_; })) die("no SUBACK for " + filter);
-  }
-
-  /// Publishes at QoS 1 once fewer than `window` messages await their PUBACK.
-  void publish(const std::string& topic, const std::string& payload) {
-    {
-      std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return inflight_ < window_; });
-      ++inflight_;
-    }
-    if (int rc = mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
-                                   payload.data(), 1, false);
-        rc != MOSQ_ERR_SUCCESS) {
-      die(std::string("mosquitto_publish: ") + mosquitto_strerror(rc));
-    }
-  }
-
-  /// Waits until every publish was acknowledged.
-  bool drain(std::chrono::seconds timeout) {
-    std::unique_lock l(mu_);
-    return cv_.wait_for(l, timeout, [&] { return inflight_ == 0; });
-  }
-
- private:
-  mosquitto* m_{nullptr};
-  int window_;
-  OnMessage on_message_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<int> connack_;
-  bool subscribed_{false};
-  int inflight_{0};
 };
 
 // ---- the storm ----------------------------------------------------------------------------
@@ -312,12 +208,6 @@ class Receipts {
   std::atomic<std::uint64_t> rejected_{0};
 };
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
 struct PhaseResult {
   bool complete{false};
   std::size_t received{0};
@@ -346,18 +236,16 @@ struct PhaseResult {
   }
 };
 
-double cpu_seconds(pid_t pid);
 pid_t broker_pid(const dag::test::MosquittoBroker& broker);
-double machine_busy_seconds();
 
 /// Publishes the storm from P connections and waits for `receipts` to see all of it.
 PhaseResult publish_storm(const Args& a, const Storm& storm, dag::test::TestPki& pki,
                           const dag::test::MosquittoBroker& broker_ref, Receipts& receipts) {
   const std::size_t n = storm.topics.size();
-  std::vector<std::unique_ptr<Connection>> pubs;
+  std::vector<std::unique_ptr<MqttConnection>> pubs;
   pubs.reserve(static_cast<std::size_t>(a.publishers));
   for (int p = 0; p < a.publishers; ++p) {
-    pubs.push_back(std::make_unique<Connection>(
+    pubs.push_back(std::make_unique<MqttConnection>(
         broker_ref, pki.client("bench-pub-" + std::to_string(p)), a.window, std::nullopt));
   }
   std::vector<SteadyClock::time_point> sent(n);
@@ -541,52 +429,6 @@ Persisted verify(const Args& a, const std::filesystem::path& database) {
   return p;
 }
 
-std::map<std::string, long> proc_status(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::map<std::string, long> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    try {
-      out[line.substr(0, colon)] = std::stol(line.substr(colon + 1));
-    } catch (...) {  // NOLINT(bugprone-empty-catch): non-numeric fields are not needed
-    }
-  }
-  return out;
-}
-
-/// utime + stime of a /proc/.../stat file, in seconds.
-double stat_cpu_seconds(const std::string& stat_path) {
-  std::ifstream in(stat_path);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = all.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(all.substr(close + 2));
-  std::string field;
-  long ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stol(field);
-  }
-  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double cpu_seconds(pid_t pid) {
-  if (pid <= 0) return 0;
-  return stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat");
-}
-
-/// CPU time spent by the whole machine (every CPU, not idle or waiting for I/O).
-double machine_busy_seconds() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  std::array<long, 7> t{};  // user nice system idle iowait irq softirq
-  in >> cpu;
-  for (auto& v : t) in >> v;
-  const long busy = t[0] + t[1] + t[2] + t[5] + t[6];
-  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 /// CPU seconds of each thread of `pid`, by thread id (dagd: main, then its threads in the
 /// order it starts them: store checkpointer, MQTT network thread, ingest worker).
 std::map<long, double> thread_cpu_seconds(pid_t pid) {
@@ -644,8 +486,8 @@ json run(const Args& a, const Storm& storm, dag::test::TestPki& pki,
   PhaseResult bare;
   {
     Receipts receipts(n);
-    Connection sub(*broker, pki.client("bench-sub"), 20, a.sub_receive_max,
-                   [&](std::string_view t, std::string_view p) { receipts.on_message(t, p); });
+    MqttConnection sub(*broker, pki.client("bench-sub"), 20, a.sub_receive_max,
+                       [&](std::string_view t, std::string_view p) { receipts.on_message(t, p); });
     sub.subscribe(std::string(proto::filters::kShadowUpdate));
     bare = publish_storm(a, storm, pki, *broker, receipts);
   }
@@ -675,8 +517,8 @@ json run(const Args& a, const Storm& storm, dag::test::TestPki& pki,
   {
     Receipts receipts(n);
     // The measuring subscriber takes as much as the broker sends (receive maximum).
-    Connection acc(*broker, pki.client("bench-acc"), 20, 65535,
-                   [&](std::string_view t, std::string_view p) { receipts.on_message(t, p); });
+    MqttConnection acc(*broker, pki.client("bench-acc"), 20, 65535,
+                       [&](std::string_view t, std::string_view p) { receipts.on_message(t, p); });
     acc.subscribe(std::string(proto::filters::kShadowUpdate) + "/accepted");
     acc.subscribe(std::string(proto::filters::kShadowUpdate) + "/rejected");
     const double cpu0 = cpu_seconds(pid);
@@ -756,13 +598,9 @@ void print_table(const json& summary) {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  const auto integer = [](int& into) {
-    return [&into](const std::string& v) { into = std::stoi(v); };
-  };
-  const auto optional = [](std::optional<int>& into) {
-    return [&into](const std::string& v) { into = std::stoi(v); };
-  };
-  const std::map<std::string, std::function<void(const std::string&)>> flags{
+  const auto integer = [](int& into) { return dag::bench::int_flag(into); };
+  const auto optional = [](std::optional<int>& into) { return dag::bench::int_flag(into); };
+  const dag::bench::Flags flags{
       {"--devices", integer(a.devices)},
       {"--updates", integer(a.updates)},
       {"--publishers", integer(a.publishers)},
@@ -777,13 +615,7 @@ Args parse_args(int argc, char** argv) {
       {"--timeout-s", integer(a.timeout_s)},
       {"--dagd-bin", [&](const std::string& v) { a.dagd_bin = v; }},
   };
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    const auto flag = flags.find(k);
-    if (flag == flags.end()) die("unknown option " + k + " (see the comment at the top)");
-    if (i + 1 >= argc) die("missing value for " + k);
-    flag->second(argv[++i]);
-  }
+  dag::bench::parse_flags(argc, argv, flags);
   if (a.devices < 1 || a.publishers < 1 || a.window < 1 || a.updates < 0) die("bad counts");
   if (a.durability != "power_safe" && a.durability != "crash_safe" && a.durability != "both") {
     die("--durability: power_safe, crash_safe or both");
