@@ -499,7 +499,9 @@ TEST_F(ApiIntegration, AccountEmailsArePatchedAsTargets) {
   ASSERT_EQ(targets.size(), 2U);
   EXPECT_EQ(addresses(targets), (std::set<std::string>{"two@example.com", "three@example.com"}));
   for (const auto& t : targets) {
-    if (t["address"] == "two@example.com") EXPECT_EQ(t["targetId"], kept_id);  // kept as it was
+    if (t["address"] == "two@example.com") {
+      EXPECT_EQ(t["targetId"], kept_id);  // kept as it was
+    }
   }
 
   expect_error(http_->call("PATCH", path, a.token, json{{"emails", {"not an address"}}}), 400,
