@@ -67,9 +67,9 @@ inline double percentile(std::vector<double> v, double p) {
   return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
 }
 
-/// The numeric fields of /proc/<pid>/status (VmRSS, VmHWM, Threads, ...; kB for sizes).
-inline std::map<std::string, long> proc_status(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+/// The numeric "Key: value" fields of a /proc file such as status or smaps_rollup.
+inline std::map<std::string, long> proc_status_file(const std::string& path) {
+  std::ifstream in(path);
   std::map<std::string, long> out;
   std::string line;
   while (std::getline(in, line)) {
@@ -81,6 +81,11 @@ inline std::map<std::string, long> proc_status(pid_t pid) {
     }
   }
   return out;
+}
+
+/// The numeric fields of /proc/<pid>/status (VmRSS, VmHWM, Threads, ...; kB for sizes).
+inline std::map<std::string, long> proc_status(pid_t pid) {
+  return proc_status_file("/proc/" + std::to_string(pid) + "/status");
 }
 
 /// utime + stime of a /proc/.../stat file, in seconds.

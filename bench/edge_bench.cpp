@@ -30,7 +30,13 @@
 #include "dag/test/temp_dir.hpp"
 #include "dag/test/test_pki.hpp"
 
+#include "bench_support.hpp"
+
 namespace {
+
+using dag::bench::percentile;
+using dag::bench::proc_status;
+using dag::bench::proc_status_file;
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -126,13 +132,6 @@ class RecordingTransport final : public dag::edge::Transport {
   dag::mqtt::Client& c_;
 };
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  return v[i];
-}
-
 json latency(dag::test::TestPki& pki, dag::test::MosquittoBroker& broker, int flips) {
   dag::test::TempDir dir("dag-edge-bench");
   const auto& cert = pki.client("bench-dag");
@@ -187,25 +186,6 @@ json latency(dag::test::TestPki& pki, dag::test::MosquittoBroker& broker, int fl
           {"p90_ms", percentile(ms, 0.90)},
           {"p99_ms", percentile(ms, 0.99)},
           {"max_ms", percentile(ms, 1.0)}};
-}
-
-std::map<std::string, long> proc_status_file(const std::string& path) {
-  std::ifstream in(path);
-  std::map<std::string, long> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    try {
-      out[line.substr(0, colon)] = std::stol(line.substr(colon + 1));
-    } catch (...) {  // NOLINT(bugprone-empty-catch): non-numeric fields are not needed
-    }
-  }
-  return out;
-}
-
-std::map<std::string, long> proc_status(pid_t pid) {
-  return proc_status_file("/proc/" + std::to_string(pid) + "/status");
 }
 
 long cpu_ticks(pid_t pid) {
