@@ -226,8 +226,12 @@ ApiResult<std::string> Api::authenticate(const Request& request, bool allow_quer
 ApiResult<store::Account> Api::own_account(const Request& request, std::string_view account_id) {
   auto subject = authenticate(request, false);
   if (!subject) return Unexpected<ApiError>{subject.error()};
+  return account_of(*subject, account_id);
+}
+
+ApiResult<store::Account> Api::account_of(const std::string& subject, std::string_view account_id) {
   auto account = store::transact(store_, store::TxMode::read_only,
-                                 [&](store::Transaction& tx) { return tx.get_account(*subject); });
+                                 [&](store::Transaction& tx) { return tx.get_account(subject); });
   if (!account) {
     // A valid signature for an account deleted since: the token is worth nothing now.
     if (account.error().code == store::StoreErrc::not_found) {

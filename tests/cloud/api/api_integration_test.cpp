@@ -593,6 +593,30 @@ TEST_F(ApiIntegration, DevicesAreListedShownAndRenamed) {
   EXPECT_EQ(http_->call("PATCH", path, a.token, json{{"name", std::string(64, 'y')}}).status, 200);
 }
 
+// dagd keeps rendered lists while nothing was committed: a write by another process (here
+// the test's own connection, as dagctl's would be) must show at once.
+TEST_F(ApiIntegration, TheDeviceListIsNeverStaleAfterWritesFromOutside) {
+  auto a = account();
+  auto b = account();
+  provision("dev-fresh-1", a.id, "Barn");
+  const std::string path = "/v1/accounts/" + a.id + "/devices";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(http_->get(path, a.token).js().size(), 1U);
+  // Another account's list, asked while a's is cached: still 404.
+  expect_error(http_->get("/v1/accounts/" + b.id + "/devices", a.token), 404, "not_found");
+
+  ASSERT_TRUE(
+      in_tx([&](store::Transaction& tx) { return tx.rename_device("dev-fresh-1", "Shed"); }));
+  EXPECT_EQ(http_->get(path, a.token).js()[0]["name"], "Shed");
+  provision("dev-fresh-2", a.id, "Attic");
+  const auto two = http_->get(path, a.token).js();
+  ASSERT_EQ(two.size(), 2U);
+  EXPECT_EQ(two[0]["name"], "Attic");
+
+  ASSERT_EQ(http_->get("/v1/accounts/" + b.id + "/devices", b.token).status, 200);
+  ASSERT_TRUE(in_tx([&](store::Transaction& tx) { return tx.delete_account(b.id); }));
+  expect_error(http_->get("/v1/accounts/" + b.id + "/devices", b.token), 401, "unauthorized");
+}
+
 TEST_F(ApiIntegration, HistoryIsPaginatedAndFiltered) {
   auto a = account();
   provision("dev-hist", a.id, "History");

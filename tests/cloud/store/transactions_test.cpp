@@ -198,6 +198,41 @@ TEST_F(TransactionsTest, PingAnswers) {
   must(store_->ping());
 }
 
+TEST_F(TransactionsTest, TheChangeMarkerMovesWithEveryCommitFromAnyConnection) {
+  const auto m0 = store_->change_marker();
+  ASSERT_TRUE(m0.has_value());
+  EXPECT_EQ(store_->change_marker(), m0);  // reads and nothing at all change nothing
+  EXPECT_EQ(must(begin(TxMode::read_only)->list_accounts()).size(), 0U);
+  EXPECT_EQ(store_->change_marker(), m0);
+  {
+    auto tx = begin();
+    add_account(*tx, "alice");
+    tx->rollback();
+  }
+  EXPECT_EQ(store_->change_marker(), m0);
+
+  {
+    auto tx = begin();
+    add_account(*tx, "alice");
+    must(tx->commit());
+  }
+  const auto m1 = store_->change_marker();
+  EXPECT_NE(m1, m0);
+  // Another process (a second store on the file, as dagctl would be).
+  auto other = open();
+  {
+    auto tx = must(other->begin());
+    add_account(*tx, "bob");
+    must(tx->commit());
+  }
+  EXPECT_NE(store_->change_marker(), m1);
+}
+
+TEST_F(TransactionsTest, AnInMemoryStoreHasNoChangeMarker) {
+  auto memory = must(open_sqlite(":memory:"));
+  EXPECT_FALSE(memory->change_marker().has_value());
+}
+
 TEST_F(TransactionsTest, AnInMemoryStoreWorksWithReadsOnTheWriteConnection) {
   auto memory = must(open_sqlite(":memory:"));
   {

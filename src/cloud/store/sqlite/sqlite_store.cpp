@@ -632,11 +632,12 @@ class SqliteTransaction;
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::filesystem::path path, SqliteOptions options, std::unique_ptr<Connection> writer,
-              std::unique_ptr<detail::Checkpointer> checkpointer)
+              std::unique_ptr<detail::Checkpointer> checkpointer, std::unique_ptr<Connection> probe)
       : path_(std::move(path)),
         options_(options),
         writer_(std::move(writer)),
         checkpointer_(std::move(checkpointer)),
+        probe_(std::move(probe)),
         shared_reads_(options.read_connections == 0 || path_ == ":memory:") {
     if (checkpointer_) checkpointer_->attach(writer_->handle());
   }
@@ -652,6 +653,7 @@ class SqliteStore final : public Store {
 
   StoreResult<std::unique_ptr<Transaction>> begin(TxMode mode) override;
   StoreResult<void> ping() override;
+  std::optional<std::uint64_t> change_marker() override;
 
   /// Gives a transaction's connection back (called once by the transaction's end()).
   void release(Connection& connection, bool writer) noexcept;
@@ -664,6 +666,10 @@ class SqliteStore final : public Store {
   SqliteOptions options_;
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<detail::Checkpointer> checkpointer_;  ///< null without WAL (:memory:)
+  /// Asked for `PRAGMA data_version`, which changes when another connection committed:
+  /// every writer (ours, dagctl's) is another connection. Null for :memory:.
+  std::unique_ptr<Connection> probe_;
+  std::mutex probe_mutex_;
   bool shared_reads_;
 
   std::mutex writer_mutex_;
@@ -931,6 +937,15 @@ StoreResult<void> SqliteStore::ping() {
   auto st = self.conn().statement(kPing);
   if (auto ran = st.run("ping"); !ran) return ran;
   return {};
+}
+
+std::optional<std::uint64_t> SqliteStore::change_marker() {
+  if (!probe_) return std::nullopt;
+  std::lock_guard lock{probe_mutex_};
+  auto st = probe_->statement("PRAGMA data_version");
+  auto row = st.step("change_marker");
+  if (!row || !*row) return std::nullopt;
+  return static_cast<std::uint64_t>(st.column_int(0));
 }
 
 // ---- accounts ---------------------------------------------------------------------------
@@ -1839,14 +1854,21 @@ StoreResult<std::unique_ptr<Store>> open_sqlite(const std::filesystem::path& pat
     return Unexpected<StoreError>{std::move(migrated).error()};
   }
   std::unique_ptr<detail::Checkpointer> checkpointer;
+  std::unique_ptr<Connection> probe;
   if (mode == "wal") {
     auto started =
         detail::Checkpointer::start(path, options.busy_timeout, options.checkpoint_pages);
     if (!started) return Unexpected<StoreError>{std::move(started).error()};
     checkpointer = std::move(started).value();
+    auto opened = Connection::open(path, SQLITE_OPEN_READWRITE, options.busy_timeout);
+    if (!opened) return Unexpected<StoreError>{std::move(opened).error()};
+    if (auto ro = (*opened)->exec("PRAGMA query_only = ON", "open probe"); !ro) {
+      return Unexpected<StoreError>{std::move(ro).error()};
+    }
+    probe = std::move(opened).value();
   }
   return std::unique_ptr<Store>{std::make_unique<SqliteStore>(
-      path, options, std::move(writer).value(), std::move(checkpointer))};
+      path, options, std::move(writer).value(), std::move(checkpointer), std::move(probe))};
 }
 
 }  // namespace dag::store

@@ -15,8 +15,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dag/api/auth.hpp"
@@ -117,6 +119,7 @@ class Api {
   [[nodiscard]] std::string client_address(const Request& request) const;
   ApiResult<std::string> authenticate(const Request& request, bool allow_query_token) const;
   ApiResult<store::Account> own_account(const Request& request, std::string_view account_id);
+  ApiResult<store::Account> account_of(const std::string& subject, std::string_view account_id);
   ApiResult<store::Device> own_device(const Request& request, std::string_view device_id);
   [[nodiscard]] std::int64_t now_ms() const;
 
@@ -156,6 +159,20 @@ class Api {
   LoginLimiter limiter_;
   std::string dummy_hash_;  // verified for unknown users, so they take as long as others
   std::mutex test_mutex_;   // one test notification at a time (channels are single-threaded)
+
+  // Rendered device lists by account, valid while the store's change marker stays the
+  // same (any commit, from any process, changes it): a dashboard polling a quiet
+  // deployment costs a token check and a copy. Bounded by kListCacheBytes in all.
+  struct CachedList {
+    std::uint64_t marker{0};
+    std::shared_ptr<const std::string> body;
+  };
+  std::shared_ptr<const std::string> cached_list(const std::string& account_id,
+                                                 std::uint64_t marker);
+  void cache_list(const std::string& account_id, std::uint64_t marker, std::string body);
+  std::mutex lists_mutex_;
+  std::unordered_map<std::string, CachedList> lists_;
+  std::size_t lists_bytes_{0};
 };
 
 }  // namespace dag::api

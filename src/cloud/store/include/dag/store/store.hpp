@@ -308,6 +308,13 @@ class Store {
 
   /// A cheap round trip to the database, for health checks. Errors: busy, io, corrupt.
   virtual StoreResult<void> ping() = 0;
+
+  /// A number that changes whenever a transaction was committed since the last call, by
+  /// this process or any other: the key of caches of what was read (dag::api's device
+  /// lists). Read it *before* reading what is cached, so that a commit in between makes
+  /// the next call differ. nullopt: this store cannot tell (then nothing may be cached),
+  /// or the check failed. Thread-safe; costs about a microsecond on SQLite.
+  virtual std::optional<std::uint64_t> change_marker() { return std::nullopt; }
 };
 
 /// Runs `fn(Transaction&)` (which returns a StoreResult<T>) in a transaction and commits
