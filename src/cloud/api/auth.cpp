@@ -48,6 +48,13 @@ ApiResult<std::string> TokenService::verify(std::string_view token, std::int64_t
   // Bounded, and libjwt wants a C string.
   if (token.empty() || token.size() > 4096) return fail(ApiErrc::unauthorized, "invalid token");
   const std::string text(token);
+  {
+    std::lock_guard lock{memo_mutex_};
+    if (auto it = memo_.find(text); it != memo_.end()) {
+      if (it->second.expires_ms <= now_ms) return fail(ApiErrc::unauthorized, "token expired");
+      return it->second.subject;
+    }
+  }
   jwt_t* raw = nullptr;
   // With a key, jwt_decode checks the signature for the algorithm the header names; the
   // algorithm itself is checked below, because the header is the attacker's.
@@ -64,9 +71,11 @@ ApiResult<std::string> TokenService::verify(std::string_view token, std::int64_t
   errno = 0;
   const long exp = jwt_get_grant_int(jwt.get(), "exp");
   if (errno != 0 || exp <= 0) return fail(ApiErrc::unauthorized, "token has no expiry");
-  if (static_cast<std::int64_t>(exp) * 1000 <= now_ms) {
-    return fail(ApiErrc::unauthorized, "token expired");
-  }
+  const std::int64_t expires_ms = static_cast<std::int64_t>(exp) * 1000;
+  if (expires_ms <= now_ms) return fail(ApiErrc::unauthorized, "token expired");
+  std::lock_guard lock{memo_mutex_};
+  if (memo_.size() >= kMemoMax) memo_.clear();
+  memo_.insert_or_assign(text, Verified{sub, expires_ms});
   return std::string(sub);
 }
 

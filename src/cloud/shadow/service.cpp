@@ -66,6 +66,9 @@ struct Service::Pass {
   /// Accounts read in this transaction (a batch touches few), and shadows written in it:
   /// both only become the service's cache once the transaction committed.
   std::map<std::string, store::Account, std::less<>> accounts;
+  /// The accounts' notification targets, read once per transaction (a storm brings many
+  /// devices of one account in one batch); only intents need them.
+  std::map<std::string, std::vector<store::NotificationTarget>, std::less<>> targets;
   std::vector<std::tuple<std::string, std::int64_t, protocol::ShadowDocument>> shadows;
   /// Devices whose derived state this transaction changed, as they are after it.
   std::vector<store::Device> changed;
@@ -106,11 +109,17 @@ StoreResult<void> apply_decision(store::Transaction& tx, const rules::Context& c
   if (!d.intents.empty()) {
     // One row per verified target, so that each is delivered and retried on its own; a row
     // without a target when nobody verified is there to tell (the history of it stays).
-    auto targets = tx.list_targets(d.intents.front().account_id);
-    if (!targets) return Unexpected<store::StoreError>{targets.error()};
+    const auto& account_id = d.intents.front().account_id;
+    auto known = pass.targets.find(account_id);
+    if (known == pass.targets.end()) {
+      auto listed = tx.list_targets(account_id);
+      if (!listed) return Unexpected<store::StoreError>{listed.error()};
+      known = pass.targets.emplace(account_id, *std::move(listed)).first;
+    }
+    const auto& targets = known->second;
     for (const auto& intent : d.intents) {
       bool any = false;
-      for (const auto& t : *targets) {
+      for (const auto& t : targets) {
         if (!t.verified) continue;
         auto row = intent;
         row.target_id = t.id;

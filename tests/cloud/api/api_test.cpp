@@ -80,6 +80,27 @@ TEST(ApiTokens, IssuedTokensVerifyUntilTheyExpire) {
   EXPECT_FALSE(tokens.verify(std::string(5000, 'a'), now));
 }
 
+TEST(ApiTokens, RememberedTokensStillExpireAndForgeriesAreNeverRemembered) {
+  TokenService tokens("a-secret-of-some-length-a-secret", 7200s);
+  const std::int64_t now = 1'800'000'000'000;
+  auto first = tokens.issue("acc-0", now);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(tokens.verify(first->token, now));
+  // More valid tokens than are remembered: all verify, the first one too.
+  for (int i = 1; i < 5000; ++i) {
+    auto t = tokens.issue("acc-" + std::to_string(i), now + i);
+    ASSERT_TRUE(t);
+    ASSERT_EQ(*tokens.verify(t->token, now + i), "acc-" + std::to_string(i));
+  }
+  EXPECT_EQ(*tokens.verify(first->token, now + 5000), "acc-0");
+  // One character of the signature changed, after the real one was remembered.
+  std::string forged = first->token;
+  char& c = forged[forged.size() - 5];  // inside the signature, away from its padding bits
+  c = c == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(tokens.verify(forged, now));
+  EXPECT_FALSE(tokens.verify(first->token, now + 7'200'000));
+}
+
 TEST(ApiTokens, AlgNoneIsRefused) {
   TokenService tokens("a-secret-of-some-length-a-secret", 7200s);
   jwt_t* jwt = nullptr;

@@ -99,6 +99,13 @@ std::optional<std::string> Statement::column_opt_text(int index) const {
 StoreResult<std::unique_ptr<Connection>> Connection::open(const std::filesystem::path& path,
                                                           int flags,
                                                           std::chrono::milliseconds busy_timeout) {
+  // SQLite counts every allocation under a global mutex unless told not to; nothing here
+  // reads those counts. Only possible before SQLite initialises, hence the first open.
+  static const bool kNoMemStatus = [] {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)kNoMemStatus;
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db,
                                  flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
