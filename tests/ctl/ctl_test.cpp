@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "dag/common/encoding.hpp"
@@ -98,6 +99,23 @@ TEST_F(CtlTest, InitWritesAWorkingDeploymentAndRefusesToOverwrite) {
   EXPECT_EQ(settings->mqtt_port, 8884);
   EXPECT_EQ(settings->database_path, paths_.database);
   EXPECT_EQ(settings->jwt_secret.size(), 44U);  // base64 of 32 random bytes
+  // With e-mail on, the default sender is valid and a bad one is refused at load time (so
+  // that `dagd --check-config` tells, rather than dagd exiting at start).
+  auto env_of = [](std::map<std::string, std::string> vars) -> config::Env {
+    return [vars = std::move(vars)](const std::string& k) -> std::optional<std::string> {
+      auto it = vars.find(k);
+      return it == vars.end() ? std::nullopt : std::optional<std::string>{it->second};
+    };
+  };
+  EXPECT_TRUE(
+      dagd::load_settings(paths_.dagd_toml, env_of({{"DAG_SMTP_URL", "smtp://127.0.0.1:25"}})));
+  auto bad_from = dagd::load_settings(
+      paths_.dagd_toml,
+      env_of({{"DAG_SMTP_URL", "smtp://127.0.0.1:25"}, {"DAG_SMTP_FROM", "dag <dag@nodot>"}}));
+  ASSERT_FALSE(bad_from);
+  EXPECT_NE(bad_from.error().message.find("smtp.from"), std::string::npos);
+  EXPECT_TRUE(
+      dagd::load_settings(paths_.dagd_toml, env_of({{"DAG_SMTP_FROM", "dag <dag@nodot>"}})));
   // A second init refuses; bad hosts and ports are refused.
   InitOptions again;
   again.dir = paths_.root;

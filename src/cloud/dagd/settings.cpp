@@ -1,5 +1,6 @@
 #include "dag/dagd/settings.hpp"
 
+#include "dag/notify/mime.hpp"
 #include "dag/protocol/topics.hpp"
 
 namespace dag::dagd {
@@ -15,7 +16,7 @@ void add_notify_fields(config::Schema& s) {
               .help = "SMTP server for e-mail: smtp://host:587 (STARTTLS when offered), "
                       "smtps://host:465; empty: no e-mail"});
   s.add(Field{.key = "smtp.from",
-              .default_value = "detectordag <dag@localhost>",
+              .default_value = "detectordag <dag@localhost.localdomain>",
               .help = "Sender of every mail"});
   s.add(Field{.key = "smtp.username", .default_value = "", .help = "SMTP AUTH user (empty: none)"});
   s.add(Field{
@@ -318,6 +319,12 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
     return fail(Errc::config, "smtp.url must start with smtp:// or smtps://");
   }
   s.smtp_from = text("smtp.from");
+  // Checked here rather than when the channel starts, so that --check-config says so.
+  if (!s.smtp_url.empty()) {
+    if (auto from = notify::mime::parse_mailbox(s.smtp_from); !from) {
+      return fail(Errc::config, "smtp.from: " + from.error().message);
+    }
+  }
   s.smtp_username = text("smtp.username");
   s.smtp_password = text("smtp.password");
   s.smtp_starttls = cfg.str("smtp.starttls");
