@@ -110,11 +110,8 @@ class CtlIntegrationTest : public ::testing::Test {
 
   // Runs a program to its end; returns how it ended and its output.
   static std::pair<ExitStatus, std::string> run(std::vector<std::string> argv) {
-    auto p = Process::spawn({.argv = std::move(argv)});
-    if (!p) return {ExitStatus{}, p.error().message};
-    auto status = (*p)->wait_for_exit(kWait);
-    if (!status) return {ExitStatus{}, "timed out: " + (*p)->output()};
-    return {*status, (*p)->output()};
+    auto done = run_to_end(std::move(argv), kWait);
+    return {done.status, std::move(done.output)};
   }
   std::pair<ExitStatus, std::string> ctl(std::vector<std::string> args) {
     std::vector<std::string> argv{DAG_DAGCTL_BIN, "--dir", state().string()};

@@ -356,4 +356,12 @@ ExitStatus Process::stop(int sig, std::chrono::milliseconds grace) {
   return wait();
 }
 
+Finished run_to_end(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+  auto p = Process::spawn({.argv = std::move(argv)});
+  if (!p) return {ExitStatus{}, p.error().message};
+  auto status = (*p)->wait_for_exit(timeout);
+  if (!status) return {ExitStatus{}, "timed out: " + (*p)->output()};
+  return {*status, (*p)->output()};
+}
+
 }  // namespace dag::test

@@ -120,4 +120,15 @@ class Process {
   std::thread reader_;
 };
 
+/// How a program run to its end ended, and everything it printed.
+struct Finished {
+  ExitStatus status;
+  std::string output;
+};
+
+/// Runs a program to its end (a command-line tool under test). A program that cannot be
+/// started, or is still running at `timeout` (then killed), gives the default ExitStatus
+/// (code -1) and the reason in `output`.
+Finished run_to_end(std::vector<std::string> argv, std::chrono::milliseconds timeout);
+
 }  // namespace dag::test
