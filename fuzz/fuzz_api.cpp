@@ -10,7 +10,7 @@
 //           bit 6      Last-Event-ID: <text>
 //           bit 7      X-Forwarded-For: <text> (not trusted: ignored by the Api)
 //   byte 1  path shape (kShapes below, modulo their number): every route template, then
-//           a raw <text> path and near misses
+//           a raw <text> path and near misses, then the routes added since
 //   byte 2  bits 0..1  {accountId}: A, B, <text>, an unknown UUID
 //           bits 2..3  {deviceId}: A's dag-a1, B's dag-b1, <text>, A's revoked dag-a2
 //           bits 4..7  {targetId}: 0..5 one of A's current targets (oldest first; the
@@ -210,6 +210,18 @@ struct World {
             if (auto r = tx.append_event(e); !r)
               return dag::Unexpected<store::StoreError>{r.error()};
           }
+          // Battery readings, a week of them, for the battery route's windows and limits.
+          for (std::int64_t hours_ago = 0; hours_ago < 7 * 24; hours_ago += 6) {
+            for (const char* id : {"dag-a1", "dag-b1"}) {
+              store::BatteryReading reading{id,
+                                            now - hours_ago * kHourMs,
+                                            50.0 + static_cast<double>(hours_ago % 50),
+                                            3.9,
+                                            hours_ago,
+                                            hours_ago % 12 == 0};
+              if (auto r = tx.record_battery(reading, 0); !r) return r;
+            }
+          }
           return {};
         }));
     seed_targets(account_a);
@@ -352,6 +364,8 @@ constexpr std::string_view kShapes[] = {
     "/v1/devices/{d}/{x}",
     "/",
     "/v1/devices//events",
+    // Routes added later go last, so that the seeds' shape bytes keep their meaning.
+    "/v1/devices/{d}/battery",
 };
 constexpr std::size_t kShapeCount = sizeof(kShapes) / sizeof(kShapes[0]);
 

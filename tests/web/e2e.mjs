@@ -292,6 +292,7 @@ try {
   });
 
   await step("the dag's page charts the outage", async () => {
+    const battery24h = page.waitForResponse((r) => r.url().includes(`/v1/devices/${DEVICE}/battery?`));
     await card(page, DEVICE).getByRole('link', { name: /History and uptime/ }).click();
     await page.getByRole('heading', { name: NEW_NAME, level: 1 }).waitFor();
     await page.locator('svg.timeline').waitFor();
@@ -304,10 +305,36 @@ try {
     expect(/^45 min$/.test(await rows.nth(1).locator('td').nth(2).textContent()), 'the older lasted 45 min');
     const uptime = await page.locator('[data-stat="uptime"]').textContent();
     expect(/^9\d\.\d\d %$/.test(uptime), `uptime ${uptime}`);
+    // The battery over 24 h: the two seeded readings of the 45-minute cut (lowest 95.5 %)
+    // and what dagd recorded from the agent's reports in this run (100 %, at least one per
+    // power change: the cut and the restore above).
+    const answer = await (await battery24h).json();
+    const live = answer.readings.filter((r) => Date.now() - Date.parse(r.at) < 10 * 60_000);
+    expect(live.length >= 2, `readings recorded in this run: ${JSON.stringify(answer.readings)}`);
+    expect(live.some((r) => r.onBattery === true) && live.some((r) => r.onBattery === false), 'the cut and the restore are readings');
+    expect(live.every((r) => r.percent === 100 && r.volts === 4.15), `live readings ${JSON.stringify(live)}`);
+    const chart = page.locator('svg.battery-chart');
+    await chart.waitFor();
+    const points24h = Number(await chart.getAttribute('data-points'));
+    expect(points24h === answer.readings.length && points24h >= 4, `24 h battery points: ${points24h}`);
+    expect((await chart.locator('path.charge').getAttribute('d')).split('L').length === points24h, 'one line vertex per reading');
+    expect((await chart.locator('rect.on-battery').count()) >= 2, 'the time on battery is shaded');
+    const summary24h = await page.locator('[data-battery-summary]').textContent();
+    expect(
+      new RegExp(`^${points24h} battery readings in the last 24 hours: 100\\s% at the first, 100\\s% at the latest .*; lowest 96\\s% `).test(summary24h),
+      `24 h battery summary: ${summary24h}`,
+    );
+    expect((await chart.getAttribute('aria-label')) === 'Battery charge over the last 24 hours', 'the chart has a name');
     // 7 days: the 2-hour cut 3 days ago too.
     await page.getByRole('button', { name: '7 d' }).click();
     await page.locator('[data-stat="outages"]', { hasText: /^3$/ }).waitFor({ timeout: 10_000 });
     await page.locator('tr[data-outage]').nth(2).waitFor();
+    // ... and its battery readings: 4 more points, down to 79.5 %.
+    await page.locator('[data-battery-summary]', { hasText: /in the last 7 days/ }).waitFor({ timeout: 10_000 });
+    const points7d = Number(await page.locator('svg.battery-chart').getAttribute('data-points'));
+    expect(points7d === points24h + 4, `7 d battery points: ${points7d} (24 h: ${points24h})`);
+    const summary7d = await page.locator('[data-battery-summary]').textContent();
+    expect(/; lowest 80\s% /.test(summary7d), `7 d battery summary: ${summary7d}`);
     expect((await page.getByRole('button', { name: '7 d' }).getAttribute('aria-pressed')) === 'true', 'aria-pressed');
     await shot(page, 'device-desktop');
     await accessible(page, "the dag's page");

@@ -87,7 +87,8 @@ class WebE2E : public ::testing::Test {
     edges_.clear();
   }
 
-  // The account, its dags, and a week of the cabin's history (before its agent reports).
+  // The account, its dags, and a week of the cabin's history and battery readings (before
+  // its agent reports).
   void provision() {
     auto s = store::open_sqlite(dagd_->database());
     ASSERT_TRUE(s) << s.error().message;
@@ -119,6 +120,19 @@ class WebE2E : public ::testing::Test {
             e.received_at_ms = at;
             auto appended = tx.append_event(e);
             if (!appended) return Unexpected{appended.error()};
+          }
+          // The battery over those cuts, as dagd records it: down to 79.5 % in the 2-hour
+          // cut, to 95.5 % in the 45-minute one (the chart's lowest: 80 % in 7 d, 96 % in 24 h).
+          const std::vector<store::BatteryReading> battery{
+              {kCabin, now - 3 * kDayMs, 100.0, 4.15, std::nullopt, true},
+              {kCabin, now - 3 * kDayMs + kHourMs, 88.5, 3.95, 60, true},
+              {kCabin, now - 3 * kDayMs + 2 * kHourMs - kMinuteMs, 79.5, 3.85, 50, true},
+              {kCabin, now - 3 * kDayMs + 2 * kHourMs, 79.6, 4.0, std::nullopt, false},
+              {kCabin, now - 20 * kHourMs, 100.0, 4.15, std::nullopt, true},
+              {kCabin, now - 20 * kHourMs + 45 * kMinuteMs, 95.5, 4.1, std::nullopt, false},
+          };
+          for (const auto& reading : battery) {
+            if (auto r = tx.record_battery(reading, 0); !r) return r;
           }
           return {};
         });

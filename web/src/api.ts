@@ -4,6 +4,7 @@
 import type {
   Account,
   AuthResponse,
+  BatteryReadings,
   DagEvent,
   Device,
   EventPage,
@@ -89,6 +90,11 @@ export const api = {
     if (q.cursor) p.set('cursor', q.cursor);
     return call<EventPage>('GET', `/v1/devices/${enc(id)}/events?${p.toString()}`);
   },
+  battery: (id: string, q: { since: number; until: number; limit: number }) =>
+    call<BatteryReadings>(
+      'GET',
+      `/v1/devices/${enc(id)}/battery?since=${Math.floor(q.since)}&until=${Math.floor(q.until)}&limit=${q.limit}`,
+    ),
   uptime: (id: string, days: number) =>
     call<Uptime>('GET', `/v1/devices/${enc(id)}/uptime?days=${days}`),
   preferences: (id: string) => call<Preferences>('GET', `/v1/accounts/${enc(id)}/preferences`),

@@ -1,5 +1,6 @@
 // The outage timeline: hand-drawn SVG bands (power on / off / unknown), a lane for lost
-// contact and ticks for low-battery warnings, with an HTML axis so that text never scales.
+// contact and ticks for low-battery warnings; and the battery's charge over the same
+// window. Both have an HTML axis so that text never scales.
 
 import { h, s } from './dom';
 import type { Timeline } from './outages';
@@ -59,16 +60,6 @@ export function timelineChart(t: Timeline, zone: string | undefined, label: stri
       ),
     );
   }
-  // 24 h: every 6 hours; 7 d: every day; 30 d: every 5 days.
-  const days = Math.round(span / 86_400_000);
-  const ticks = days >= 28 ? 6 : days >= 7 ? 7 : 4;
-  const axis = h('div', { class: 'axis', 'aria-hidden': 'true' });
-  for (let i = 0; i <= ticks; i++) {
-    const at = t.from + (span * i) / ticks;
-    const tick = h('span', { class: 'tick' }, i === ticks ? 'now' : axisLabel(at, span, zone));
-    tick.style.left = `${(100 * i) / ticks}%`;
-    axis.appendChild(tick);
-  }
   const legend = h(
     'ul',
     { class: 'legend' },
@@ -78,21 +69,77 @@ export function timelineChart(t: Timeline, zone: string | undefined, label: stri
     h('li', null, h('span', { class: 'swatch gap' }), 'No contact'),
     t.batteryLow.length ? h('li', null, h('span', { class: 'swatch battery-low' }), 'Battery low') : null,
   );
-  return h('figure', { class: 'chart' }, h('div', { class: 'plot' }, svg, axis), legend);
+  return h('figure', { class: 'chart' }, h('div', { class: 'plot' }, svg, timeAxis(t.from, t.until, zone)), legend);
 }
 
-/** A small line of battery readings (percent over time). */
-export function sparkline(points: { at: number; percent: number }[], label: string): SVGSVGElement {
-  const svg = s('svg', { viewBox: '0 0 300 60', preserveAspectRatio: 'none', class: 'sparkline', role: 'img', 'aria-label': label });
+/** The HTML time axis under a chart of [from, until] (ending now). */
+function timeAxis(from: number, until: number, zone: string | undefined): HTMLElement {
+  const span = until - from;
+  // 24 h: every 6 hours; 7 d: every day; 30 d: every 5 days.
+  const days = Math.round(span / 86_400_000);
+  const ticks = days >= 28 ? 6 : days >= 7 ? 7 : 4;
+  const axis = h('div', { class: 'axis', 'aria-hidden': 'true' });
+  for (let i = 0; i <= ticks; i++) {
+    const at = from + (span * i) / ticks;
+    const tick = h('span', { class: 'tick' }, i === ticks ? 'now' : axisLabel(at, span, zone));
+    tick.style.left = `${(100 * i) / ticks}%`;
+    axis.appendChild(tick);
+  }
+  return axis;
+}
+
+export interface BatteryPoint {
+  at: number;
+  percent: number;
+  onBattery: boolean | null;
+}
+
+const BH = 100; // the battery chart's height in viewBox units; 0 % at the bottom
+
+/** The battery's charge over [from, until]: a line through the readings (oldest first),
+ * shaded where the dag ran on its battery, with the timeline's HTML axis. The line and its
+ * end dot keep their width however the SVG is stretched (non-scaling strokes). */
+export function batteryChart(
+  points: BatteryPoint[],
+  from: number,
+  until: number,
+  zone: string | undefined,
+  label: string,
+): HTMLElement {
+  const x = (ms: number) => (((Math.min(Math.max(ms, from), until) - from) / (until - from)) * W).toFixed(1);
+  const y = (p: number) => (BH - 2 - (Math.min(100, Math.max(0, p)) / 100) * (BH - 4)).toFixed(1);
+  const svg = s('svg', {
+    viewBox: `0 0 ${W} ${BH}`,
+    preserveAspectRatio: 'none',
+    class: 'battery-chart',
+    role: 'img',
+    'aria-label': label,
+    'data-points': points.length,
+  });
   svg.appendChild(s('title', null, label));
-  if (points.length === 0) return svg;
-  const t0 = points[0].at;
-  const t1 = points[points.length - 1].at;
-  const px = (at: number) => (t1 > t0 ? ((at - t0) / (t1 - t0)) * 296 + 2 : 150);
-  const py = (p: number) => 58 - (Math.min(100, Math.max(0, p)) / 100) * 56;
-  const d = points.map((p, i) => `${i ? 'L' : 'M'}${px(p.at).toFixed(1)} ${py(p.percent).toFixed(1)}`).join(' ');
-  svg.appendChild(s('path', { d, class: 'spark', fill: 'none', 'vector-effect': 'non-scaling-stroke' }));
-  const last = points[points.length - 1];
-  svg.appendChild(s('circle', { cx: px(last.at), cy: py(last.percent), r: 3, class: 'spark-dot' }));
-  return svg;
+  for (const p of [0, 50, 100]) {
+    svg.appendChild(s('line', { x1: 0, x2: W, y1: y(p), y2: y(p), class: 'grid', 'vector-effect': 'non-scaling-stroke' }));
+  }
+  // From each reading on battery to the next one.
+  points.forEach((p, i) => {
+    if (p.onBattery !== true) return;
+    const end = i + 1 < points.length ? points[i + 1].at : p.at;
+    const x0 = Number(x(p.at));
+    svg.appendChild(s('rect', { x: x0, y: 0, width: Math.max(2, Number(x(end)) - x0), height: BH, class: 'on-battery' }));
+  });
+  if (points.length) {
+    const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.at)} ${y(p.percent)}`).join(' ');
+    svg.appendChild(s('path', { d, class: 'charge', fill: 'none', 'vector-effect': 'non-scaling-stroke' }));
+    const last = points[points.length - 1];
+    // A zero-length line with round caps: a dot that stays round when stretched.
+    svg.appendChild(s('path', { d: `M${x(last.at)} ${y(last.percent)} l0 0`, class: 'charge-dot', 'vector-effect': 'non-scaling-stroke' }));
+  }
+  const scale = h('div', { class: 'y-axis', 'aria-hidden': 'true' }, h('span', null, '100 %'), h('span', null, '0 %'));
+  const legend = h(
+    'ul',
+    { class: 'legend' },
+    h('li', null, h('span', { class: 'swatch charge' }), 'Charge'),
+    h('li', null, h('span', { class: 'swatch on-battery' }), 'On battery'),
+  );
+  return h('figure', { class: 'chart battery-figure' }, h('div', { class: 'plot' }, svg, scale, timeAxis(from, until, zone)), legend);
 }

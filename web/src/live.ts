@@ -42,28 +42,11 @@ function parse(data: string): unknown {
 const isDevice = (d: unknown): d is Device =>
   typeof d === 'object' && d !== null && typeof (d as Device).deviceId === 'string';
 
-// Battery readings seen since the page loaded (dagd's history keeps no readings).
-const readings = new Map<string, { at: number; percent: number }[]>();
-
-function record(d: Device): void {
-  const p = d.battery?.percent;
-  if (typeof p !== 'number') return;
-  const at = Date.parse(d.lastSeen ?? '') || Date.now();
-  const list = readings.get(d.deviceId) ?? [];
-  const last = list[list.length - 1];
-  if (last && last.at === at && last.percent === p) return;
-  if (last && at < last.at) return;
-  list.push({ at, percent: p });
-  if (list.length > 500) list.shift();
-  readings.set(d.deviceId, list);
-}
-
 export function replaceAll(list: Device[]): void {
   devices.clear();
   for (const d of list) {
     if (!isDevice(d)) continue;
     devices.set(d.deviceId, d);
-    record(d);
   }
   loaded = true;
   emit();
@@ -71,7 +54,6 @@ export function replaceAll(list: Device[]): void {
 
 export function upsert(d: Device): void {
   devices.set(d.deviceId, d);
-  record(d);
   emit();
 }
 
@@ -125,7 +107,6 @@ export function disconnect(): void {
   source?.close();
   source = null;
   devices.clear();
-  readings.clear();
   loaded = false;
   setStatus('closed');
 }
@@ -140,7 +121,6 @@ export const live = {
     [...devices.values()].sort((a, b) => a.name.localeCompare(b.name) || a.deviceId.localeCompare(b.deviceId)),
   get: (id: string): Device | undefined => devices.get(id),
   loaded: () => loaded,
-  readings: (id: string) => readings.get(id) ?? [],
   status: () => status,
   /** Calls `fn` after every change; returns the unsubscribe function. */
   subscribe(fn: Listener): () => void {

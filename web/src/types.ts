@@ -21,6 +21,19 @@ export interface Device {
   provisionedAt: string;
 }
 
+export interface BatteryReading {
+  at: string;
+  percent: number | null;
+  volts: number | null;
+  minutesLeft: number | null;
+  onBattery: boolean | null;
+}
+
+export interface BatteryReadings {
+  deviceId: string;
+  readings: BatteryReading[];
+}
+
 export type EventKind = 'power_off' | 'power_on' | 'lost_contact' | 'back' | 'battery_low';
 
 export interface DagEvent {

@@ -45,6 +45,7 @@ const std::vector<Api::Route>& Api::routes() {
       {"PATCH", "/v1/devices/{deviceId}", &Api::patch_device, Body::json},
       {"GET", "/v1/devices/{deviceId}/events", &Api::list_events},
       {"GET", "/v1/devices/{deviceId}/uptime", &Api::get_uptime},
+      {"GET", "/v1/devices/{deviceId}/battery", &Api::list_battery},
       {"GET", "/v1/verify", &Api::verify_link},
       {"GET", "/v1/openapi.yaml", &Api::openapi},
       {"GET", "/healthz", &Api::healthz},

@@ -1,4 +1,5 @@
-// Handlers of the device routes: one device, rename, its history, its uptime.
+// Handlers of the device routes: one device, rename, its history, its uptime, its battery
+// levels over time.
 #include <algorithm>
 
 #include "dag/api/api.hpp"
@@ -22,6 +23,11 @@ constexpr int kMaxUptimeDays = 365;
 // a year has bigger problems; the answer then covers the newest part, see docs/api.md).
 constexpr int kMaxUptimePages = 50;
 constexpr std::int64_t kDayMs = 86'400'000;
+// Battery readings: the dashboard's default window, and how many readings one answer holds
+// (a week at one per 5 minutes is about 2,000; the maximum covers the 35 days kept).
+constexpr std::int64_t kBatteryWindowMs = 7 * kDayMs;
+constexpr int kBatteryLimit = 2000;
+constexpr int kMaxBatteryLimit = 10'000;
 
 }  // namespace
 
@@ -96,6 +102,40 @@ ApiResult<Response> Api::list_events(const Request& r, const Params& p) {
   out.body = dump({{"events", std::move(events)},
                    {"nextCursor",
                     page->next_cursor ? json(std::to_string(*page->next_cursor)) : json(nullptr)}});
+  return out;
+}
+
+ApiResult<Response> Api::list_battery(const Request& r, const Params& p) {
+  auto device = own_device(r, p.get("deviceId"));
+  if (!device) return Unexpected<ApiError>{device.error()};
+  std::int64_t until = now_ms();
+  std::optional<std::int64_t> since;
+  if (auto v = r.param("since")) {
+    auto t = parse_time(*v, "since");
+    if (!t) return Unexpected<ApiError>{t.error()};
+    since = *t;
+  }
+  if (auto v = r.param("until")) {
+    auto t = parse_time(*v, "until");
+    if (!t) return Unexpected<ApiError>{t.error()};
+    until = *t;
+  }
+  // The default window ends at `until`, so ?until= alone pages back by weeks.
+  const std::int64_t from = since.value_or(std::max<std::int64_t>(0, until - kBatteryWindowMs));
+  int limit = kBatteryLimit;
+  if (auto v = r.param("limit")) {
+    auto n = parse_int(*v, "limit", 1, kMaxBatteryLimit);
+    if (!n) return Unexpected<ApiError>{n.error()};
+    limit = static_cast<int>(*n);
+  }
+  auto readings = store::transact(store_, store::TxMode::read_only, [&](store::Transaction& tx) {
+    return tx.list_battery(device->id, from, until, limit);
+  });
+  if (!readings) return Unexpected<ApiError>{store_failure(readings.error(), "list_battery")};
+  auto list = json::array();
+  for (const auto& reading : *readings) list.push_back(battery_reading_json(reading));
+  Response out;
+  out.body = dump({{"deviceId", device->id}, {"readings", std::move(list)}});
   return out;
 }
 

@@ -150,6 +150,15 @@ json event_json(const store::StoredEvent& event) {
   };
 }
 
+json battery_reading_json(const store::BatteryReading& reading) {
+  const auto or_null = [](const auto& value) { return value ? json(*value) : json(nullptr); };
+  return {
+      {"at", time_json(reading.at_ms)},           {"percent", or_null(reading.percent)},
+      {"volts", or_null(reading.volts)},          {"minutesLeft", or_null(reading.minutes_left)},
+      {"onBattery", or_null(reading.on_battery)},
+  };
+}
+
 json target_json(const store::NotificationTarget& t) {
   return {
       {"targetId", t.id},

@@ -122,6 +122,16 @@ Report parse_report(const nlohmann::json& j) {
     if (auto p = it->find("percent"); p != it->end() && p->is_number()) {
       r.battery_percent = p->get<double>();
     }
+    if (auto v = it->find("volts"); v != it->end() && v->is_number()) {
+      r.battery_volts = v->get<double>();
+    }
+    // Unsigned only: a negative or fractional estimate is not one.
+    if (auto m = it->find("minutesLeft"); m != it->end() && m->is_number_unsigned()) {
+      const auto minutes = m->get<std::uint64_t>();
+      if (minutes <= static_cast<std::uint64_t>(INT64_MAX)) {
+        r.battery_minutes_left = static_cast<std::int64_t>(minutes);
+      }
+    }
   }
   return r;
 }

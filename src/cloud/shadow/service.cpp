@@ -1,6 +1,7 @@
 #include "dag/shadow/service.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -72,6 +73,10 @@ struct Service::Pass {
   std::vector<std::tuple<std::string, std::int64_t, protocol::ShadowDocument>> shadows;
   /// Devices whose derived state this transaction changed, as they are after it.
   std::vector<store::Device> changed;
+  /// Battery readings recorded in this transaction: device -> at_ms; and the devices
+  /// whose old readings it deleted.
+  std::unordered_map<std::string, std::int64_t> batteries;
+  std::unordered_map<std::string, std::int64_t> pruned;
 
   void reject(std::string_view thing, ShadowOp op, const protocol::ShadowError& error,
               std::int64_t now_s) {
@@ -146,6 +151,28 @@ StoreResult<void> apply_decision(store::Transaction& tx, const rules::Context& c
   return {};
 }
 
+// A report's battery as a reading at now_ms, or nullopt when it carries no value worth a
+// point. The shadow engine accepted whatever the device sent, so values the store would
+// refuse (out of range, not finite) are left out rather than failing the transaction.
+std::optional<store::BatteryReading> reading_of(const rules::Report& report,
+                                                const std::string& device_id,
+                                                const store::DeviceState& after,
+                                                std::int64_t now_ms) {
+  const auto in_range = [](std::optional<double> v) -> std::optional<double> {
+    if (v && std::isfinite(*v) && *v >= 0 && *v <= 100) return v;
+    return std::nullopt;
+  };
+  store::BatteryReading r;
+  r.device_id = device_id;
+  r.at_ms = now_ms;
+  r.percent = in_range(report.battery_percent);
+  r.volts = in_range(report.battery_volts);
+  r.minutes_left = report.battery_minutes_left;
+  if (!r.percent && !r.volts && !r.minutes_left) return std::nullopt;
+  if (after.power) r.on_battery = *after.power == protocol::Power::off;
+  return r;
+}
+
 // The device's context for the rules; not_found when its account vanished (a bug).
 StoreResult<rules::Context> context_of(store::Transaction& tx, store::Device device,
                                        std::int64_t now_ms, auto& pass) {
@@ -170,7 +197,8 @@ Service::Service(store::Store& store, const Clock& clock, ServiceOptions options
       clock_(clock),
       options_(std::move(options)),
       metrics_(metrics),
-      limiter_(options_.rate_per_s, options_.rate_burst) {}
+      limiter_(options_.rate_per_s, options_.rate_burst),
+      started_ms_(clock_.unix_ms()) {}
 
 std::vector<Outbound> Service::process(std::span<const Inbound> batch) {
   std::vector<Outbound> out;
@@ -280,6 +308,23 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
     shadow_cache_.insert_or_assign(thing, CachedShadow{revision, std::move(document)});
   }
   if (pass.hint) scheduled_hint_ = std::min(scheduled_hint_.value_or(*pass.hint), *pass.hint);
+  if (!pass.batteries.empty()) {
+    if (battery_recorded_ms_.size() + pass.batteries.size() > kShadowCacheMax) {
+      battery_recorded_ms_.clear();
+    }
+    for (auto& [device_id, at_ms] : pass.batteries) {
+      battery_recorded_ms_.insert_or_assign(device_id, at_ms);
+    }
+  }
+  if (!pass.pruned.empty()) {
+    // A clear only means some devices prune again a day after now rather than sooner.
+    if (battery_pruned_ms_.size() + pass.pruned.size() > kShadowCacheMax) {
+      battery_pruned_ms_.clear();
+    }
+    for (auto& [device_id, at_ms] : pass.pruned) {
+      battery_pruned_ms_.insert_or_assign(device_id, at_ms);
+    }
+  }
   if (options_.on_device_changed) {
     for (const auto& device : pass.changed) options_.on_device_changed(device);
   }
@@ -379,8 +424,16 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
         // Reported state comes from the device: contact, and maybe a power change.
         auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
         if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
-        auto decision = rules::on_report(*ctx, rules::parse_report(result->reported_patch));
+        const auto report = rules::parse_report(result->reported_patch);
+        auto decision = rules::on_report(*ctx, report);
         if (auto r = apply_decision(tx, *ctx, decision, pass); !r) return r;
+        // The thinning is decided first: a report that records nothing costs no more.
+        if (report.battery_json && (decision.state.power != ctx->device.state.power ||
+                                    battery_due(thing, in.received_ms, pass))) {
+          if (auto reading = reading_of(report, thing, decision.state, in.received_ms)) {
+            if (auto r = record_battery(tx, *reading, pass); !r) return r;
+          }
+        }
       }
       ++pass.updates;
       pass.reply(thing, req.op, ShadowReply::accepted, std::move(result->accepted));
@@ -417,6 +470,42 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
       return {};
     }
   }
+  return {};
+}
+
+bool Service::battery_due(const std::string& device_id, std::int64_t now_ms,
+                          const Pass& pass) const {
+  // Thinning in memory, so that a report which records nothing costs no statement.
+  std::optional<std::int64_t> last;
+  if (auto it = pass.batteries.find(device_id); it != pass.batteries.end()) {
+    last = it->second;
+  } else if (auto known = battery_recorded_ms_.find(device_id);
+             known != battery_recorded_ms_.end()) {
+    last = known->second;
+  }
+  // A clock that went back records at once rather than waiting to catch up.
+  return !last || now_ms < *last || now_ms - *last >= options_.battery_interval_ms;
+}
+
+bool Service::battery_prune_due(const std::string& device_id, std::int64_t now_ms,
+                                const Pass& pass) const {
+  std::int64_t last = started_ms_;
+  if (auto it = pass.pruned.find(device_id); it != pass.pruned.end()) {
+    last = it->second;
+  } else if (auto known = battery_pruned_ms_.find(device_id); known != battery_pruned_ms_.end()) {
+    last = known->second;
+  }
+  return now_ms < last || now_ms - last >= options_.battery_prune_every_ms;
+}
+
+StoreResult<void> Service::record_battery(store::Transaction& tx,
+                                          const store::BatteryReading& reading, Pass& pass) const {
+  const bool prune = battery_prune_due(reading.device_id, reading.at_ms, pass);
+  std::optional<std::int64_t> cutoff;
+  if (prune) cutoff = reading.at_ms - options_.battery_retention_ms;
+  if (auto r = tx.record_battery(reading, cutoff); !r) return r;
+  pass.batteries.insert_or_assign(reading.device_id, reading.at_ms);
+  if (prune) pass.pruned.insert_or_assign(reading.device_id, reading.at_ms);
   return {};
 }
 

@@ -439,6 +439,7 @@ TEST_F(ApiIntegration, AnotherAccountsResourcesAre404LikeMissingOnes) {
       {"PATCH", dev},
       {"GET", dev + "/events"},
       {"GET", dev + "/uptime"},
+      {"GET", dev + "/battery"},
   };
   for (const auto& [method, path] : routes) {
     SCOPED_TRACE(std::string(method).append(" ").append(path));
@@ -663,6 +664,80 @@ TEST_F(ApiIntegration, HistoryIsPaginatedAndFiltered) {
     SCOPED_TRACE(bad);
     expect_error(http_->get(path + bad, a.token), 400, "bad_request");
   }
+}
+
+TEST_F(ApiIntegration, BatteryLevelsOverTimeComeFromTheReports) {
+  auto a = account();
+  provision("dev-batt", a.id, "Battery");
+  const std::string path = "/v1/devices/dev-batt/battery";
+  // A dag that never reported a battery has no readings (and that is no error).
+  auto none = http_->get(path, a.token);
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_EQ(none.js(), (json{{"deviceId", "dev-batt"}, {"readings", json::array()}}));
+
+  // Older readings, as dagd would have recorded them over the past days.
+  const std::int64_t now = now_ms();
+  for (int day = 1; day <= 9; ++day) {
+    ASSERT_TRUE(in_tx([&](store::Transaction& tx) {
+      return tx.record_battery(store::BatteryReading{"dev-batt", now - day * 86'400'000,
+                                                     100.0 - day, 4.1, std::nullopt, false},
+                               0);
+    }));
+  }
+  // A live report through the broker and ingest: a transition report with a battery.
+  auto c = tester();
+  ASSERT_TRUE(c);
+  {
+    const auto accepted = protocol::shadow_topic("dev-batt", protocol::ShadowOp::update,
+                                                 protocol::ShadowReply::accepted);
+    auto s = c->subscribe(accepted, 1);
+    ASSERT_TRUE(s) << s.error().message;
+    const json body = {
+        {"state",
+         {{"reported",
+           {{"status", "off"},
+            {"observedAt", now},
+            {"seq", 1},
+            {"battery",
+             {{"percent", 87.5}, {"volts", 4.05}, {"minutesLeft", 312}, {"low", false}}}}}}},
+        {"clientToken", "e1"}};
+    ASSERT_TRUE(
+        c->publish(protocol::shadow_topic("dev-batt", protocol::ShadowOp::update), body.dump(), 1));
+    ASSERT_TRUE(c->wait_for_message(accepted, 10s));
+  }
+
+  // The default window is the last 7 days: 6 old readings and the live one, oldest first.
+  auto week = http_->get(path, a.token);
+  ASSERT_EQ(week.status, 200) << week.body;
+  const auto readings = week.js()["readings"];
+  ASSERT_EQ(readings.size(), 7U) << week.body;
+  EXPECT_EQ(readings[0]["percent"], 94.0);
+  EXPECT_EQ(readings[0]["onBattery"], false);
+  EXPECT_TRUE(readings[0]["minutesLeft"].is_null());
+  const auto live = readings[6];
+  EXPECT_EQ(live["percent"], 87.5);
+  EXPECT_EQ(live["volts"], 4.05);
+  EXPECT_EQ(live["minutesLeft"], 312);
+  EXPECT_EQ(live["onBattery"], true);
+  EXPECT_TRUE(live["at"].get<std::string>().ends_with("Z"));
+
+  // An explicit window (epoch ms and RFC 3339), and a limit keeping the newest.
+  auto old = http_->get(path + "?since=" + std::to_string(now - 10 * 86'400'000) +
+                            "&until=" + std::to_string(now - 7 * 86'400'000 + 1),
+                        a.token);
+  ASSERT_EQ(old.status, 200) << old.body;
+  EXPECT_EQ(old.js()["readings"].size(), 3U);
+  EXPECT_EQ(http_->get(path + "?since=2020-01-01T00:00:00Z", a.token).js()["readings"].size(), 10U);
+  auto newest = http_->get(path + "?since=2020-01-01T00:00:00Z&limit=2", a.token).js()["readings"];
+  ASSERT_EQ(newest.size(), 2U);
+  EXPECT_EQ(newest[1]["percent"], 87.5);
+  EXPECT_EQ(newest[0]["percent"], 99.0);
+  for (const char* bad : {"?limit=0", "?limit=10001", "?limit=x", "?since=yesterday",
+                          "?until=2026-13-01T00:00:00Z"}) {
+    SCOPED_TRACE(bad);
+    expect_error(http_->get(path + bad, a.token), 400, "bad_request");
+  }
+  expect_error(http_->get(path), 401, "unauthorized");
 }
 
 TEST_F(ApiIntegration, UptimeCountsOutagesByObservedTime) {

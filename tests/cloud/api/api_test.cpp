@@ -57,6 +57,7 @@ TEST(ApiParse, IntegersInRange) {
 TEST(ApiRoutes, TemplatesNotPathsAreTheMetricLabels) {
   EXPECT_EQ(Api::route_of("/v1/devices/abc"), "/v1/devices/{deviceId}");
   EXPECT_EQ(Api::route_of("/v1/devices/abc/events"), "/v1/devices/{deviceId}/events");
+  EXPECT_EQ(Api::route_of("/v1/devices/abc/battery"), "/v1/devices/{deviceId}/battery");
   EXPECT_EQ(Api::route_of("/v1/accounts/a/targets/b/test"),
             "/v1/accounts/{accountId}/targets/{targetId}/test");
   EXPECT_EQ(Api::route_of("/v1/auth"), "/v1/auth");
@@ -147,6 +148,20 @@ TEST(ApiJson, DeviceShapeOfANewDevice) {
   EXPECT_EQ(j["provisionedAt"], "1970-01-01T00:00:00.000Z");
   d.state.battery_json = "not json";
   EXPECT_TRUE(device_json(d)["battery"].is_null());
+}
+
+TEST(ApiJson, BatteryReadingsSayNullForWhatWasNotReported) {
+  const auto full = battery_reading_json({"dag-1", 1'000, 87.5, 4.05, 312, true});
+  EXPECT_EQ(full, (nlohmann::json{{"at", "1970-01-01T00:00:01.000Z"},
+                                  {"percent", 87.5},
+                                  {"volts", 4.05},
+                                  {"minutesLeft", 312},
+                                  {"onBattery", true}}));
+  const auto bare = battery_reading_json({"dag-1", 0, 50.0});
+  EXPECT_EQ(bare["percent"], 50.0);
+  EXPECT_TRUE(bare["volts"].is_null());
+  EXPECT_TRUE(bare["minutesLeft"].is_null());
+  EXPECT_TRUE(bare["onBattery"].is_null());
 }
 
 }  // namespace

@@ -260,12 +260,22 @@ TEST_F(RulesTest, AccountPreferencesSilenceIntentsButNotHistory) {
 
 TEST(ParseReport, ReadsKnownFieldsAndIgnoresTheRest) {
   auto r = parse_report(
-      R"({"status":"off","observedAt":123,"seq":9,"battery":{"percent":55.5,"volts":3.9},"x":1})");
+      R"({"status":"off","observedAt":123,"seq":9,"battery":{"percent":55.5,"volts":3.9,)"
+      R"("minutesLeft":312},"x":1})");
   EXPECT_EQ(r.status, Power::off);
   EXPECT_EQ(r.observed_at_ms, 123);
   EXPECT_EQ(r.seq, 9);
   EXPECT_EQ(r.battery_percent, 55.5);
+  EXPECT_EQ(r.battery_volts, 3.9);
+  EXPECT_EQ(r.battery_minutes_left, 312);
   ASSERT_TRUE(r.battery_json);
+  // minutesLeft is null on mains, and a negative or fractional one is no estimate.
+  for (const char* minutes : {"null", "-1", "2.5", "\"7\""}) {
+    auto no_estimate =
+        parse_report(std::string{R"({"battery":{"percent":50,"minutesLeft":)"} + minutes + "}}");
+    EXPECT_TRUE(no_estimate.battery_json) << minutes;
+    EXPECT_FALSE(no_estimate.battery_minutes_left) << minutes;
+  }
   auto weird = parse_report(R"({"status":"maybe","observedAt":"x","seq":1.5,"battery":3})");
   EXPECT_FALSE(weird.status);
   EXPECT_FALSE(weird.observed_at_ms);

@@ -1,6 +1,7 @@
 // A Store decorator for the service tests: forwards everything to a real store, but
 // put_shadow for one device fails with StoreErrc::io, as a full disk would, so that the
-// service's per-message fallback can be seen.
+// service's per-message fallback can be seen. It also counts record_battery calls, so
+// that a test can see that an update which records nothing costs no statement.
 #pragma once
 
 #include <memory>
@@ -13,8 +14,9 @@ namespace dag::shadow::test {
 
 class FaultyTransaction final : public store::Transaction {
  public:
-  FaultyTransaction(std::unique_ptr<store::Transaction> inner, const std::string& poisoned)
-      : in_(std::move(inner)), poisoned_(poisoned) {}
+  FaultyTransaction(std::unique_ptr<store::Transaction> inner, const std::string& poisoned,
+                    int& battery_calls)
+      : in_(std::move(inner)), poisoned_(poisoned), battery_calls_(battery_calls) {}
 
   using S = std::string_view;
   template <class T>
@@ -82,6 +84,15 @@ class FaultyTransaction final : public store::Transaction {
   R<store::EventPage> list_events(const store::EventQuery& q) override {
     return in_->list_events(q);
   }
+  R<void> record_battery(const store::BatteryReading& r,
+                         std::optional<std::int64_t> before) override {
+    ++battery_calls_;
+    return in_->record_battery(r, before);
+  }
+  R<std::vector<store::BatteryReading>> list_battery(S id, std::int64_t since, std::int64_t until,
+                                                     int limit) override {
+    return in_->list_battery(id, since, until, limit);
+  }
   R<std::int64_t> schedule_timer(const store::Timer& t) override { return in_->schedule_timer(t); }
   R<bool> cancel_timer(S id, S kind) override { return in_->cancel_timer(id, kind); }
   R<std::optional<store::StoredTimer>> find_timer(S id, S kind) override {
@@ -136,24 +147,28 @@ class FaultyTransaction final : public store::Transaction {
  private:
   std::unique_ptr<store::Transaction> in_;
   const std::string& poisoned_;
+  int& battery_calls_;
 };
 
 class FaultyStore final : public store::Store {
  public:
   explicit FaultyStore(store::Store& inner) : in_(inner) {}
   void poison(std::string device_id) { poisoned_ = std::move(device_id); }
+  /// record_battery calls so far, committed or not.
+  [[nodiscard]] int battery_calls() const { return battery_calls_; }
 
   store::StoreResult<std::unique_ptr<store::Transaction>> begin(store::TxMode mode) override {
     auto tx = in_.begin(mode);
     if (!tx) return tx;
     return std::unique_ptr<store::Transaction>(
-        std::make_unique<FaultyTransaction>(std::move(*tx), poisoned_));
+        std::make_unique<FaultyTransaction>(std::move(*tx), poisoned_, battery_calls_));
   }
   store::StoreResult<void> ping() override { return in_.ping(); }
 
  private:
   store::Store& in_;
   std::string poisoned_;
+  int battery_calls_{0};
 };
 
 }  // namespace dag::shadow::test

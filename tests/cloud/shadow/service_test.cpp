@@ -422,5 +422,178 @@ TEST_F(ServiceTest, DesiredStateFromTheOperatorReachesTheDagAsADelta) {
   EXPECT_TRUE(round.outbound.empty());
 }
 
+// ---- battery readings ---------------------------------------------------------------------
+
+std::string battery_report(double percent, double volts, std::string_view token,
+                           json minutes_left = nullptr) {
+  return json{{"state",
+               {{"reported",
+                 {{"battery",
+                   {{"percent", percent},
+                    {"volts", volts},
+                    {"minutesLeft", std::move(minutes_left)},
+                    {"low", false}}}}}}},
+              {"clientToken", token}}
+      .dump();
+}
+
+std::string report_with_battery(std::string_view status, std::int64_t seq, std::int64_t observed,
+                                double percent) {
+  return json{{"state",
+               {{"reported",
+                 {{"status", status},
+                  {"observedAt", observed},
+                  {"seq", seq},
+                  {"battery", {{"percent", percent}, {"volts", 4.1}, {"minutesLeft", nullptr}}}}}}},
+              {"clientToken", "e" + std::to_string(seq)}}
+      .dump();
+}
+
+class BatteryServiceTest : public ServiceTest {
+ protected:
+  std::vector<store::BatteryReading> readings(std::string_view id = kDag) {
+    auto tx = must(real_->begin(store::TxMode::read_only));
+    return must(tx->list_battery(id, 0, clock_.unix_ms() + 1, 10'000));
+  }
+  std::vector<std::int64_t> reading_times(std::string_view id = kDag) {
+    std::vector<std::int64_t> out;
+    for (const auto& r : readings(id)) out.push_back(r.at_ms);
+    return out;
+  }
+};
+
+TEST_F(BatteryServiceTest, AReportedBatteryBecomesAReadingWithThePowerState) {
+  const auto t0 = clock_.unix_ms();
+  update(kDag, report_with_battery("off", 1, t0 - 10, 99.5));
+  clock_.advance(std::chrono::minutes{5});
+  update(kDag, battery_report(87.5, 4.05, "b1", 312));
+  const auto got = readings();
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(got[0], (store::BatteryReading{kDag, t0, 99.5, 4.1, std::nullopt, true}));
+  EXPECT_EQ(got[1], (store::BatteryReading{kDag, t0 + 300'000, 87.5, 4.05, 312, true}));
+  EXPECT_TRUE(readings(kOther).empty());
+}
+
+TEST_F(BatteryServiceTest, AtMostOneReadingPerIntervalAndNoStatementForTheOthers) {
+  const auto t0 = clock_.unix_ms();
+  update(kDag, battery_report(90, 4.0, "b1"));
+  EXPECT_EQ(faulty_->battery_calls(), 1);
+  for (int i = 0; i < 4; ++i) {
+    clock_.advance(std::chrono::minutes{1});
+    auto out = update(kDag, battery_report(89 - i, 4.0, "b"));
+    EXPECT_TRUE(find(out, "$aws/things/dag-1/shadow/update/accepted"));
+  }
+  clock_.advance(std::chrono::seconds{59});  // 4:59 after the first
+  update(kDag, battery_report(85, 4.0, "b"));
+  EXPECT_EQ(faulty_->battery_calls(), 1);
+  // Updates without a battery never record.
+  update(kDag, R"({"state":{"reported":{"config":{"debounceMs":75}}}})");
+  status("on", 1);
+  EXPECT_EQ(faulty_->battery_calls(), 1);
+  clock_.advance(std::chrono::seconds{1});
+  update(kDag, battery_report(84, 4.0, "b"));
+  EXPECT_EQ(faulty_->battery_calls(), 2);
+  EXPECT_EQ(reading_times(), (std::vector<std::int64_t>{t0, t0 + 300'000}));
+  // The latest battery is still the device's, whether it made a reading or not.
+  EXPECT_EQ(json::parse(device().state.battery_json.value())["percent"], 84);
+}
+
+TEST_F(BatteryServiceTest, APowerChangeAlwaysRecords) {
+  const auto t0 = clock_.unix_ms();
+  update(kDag, report_with_battery("on", 1, t0 - 10, 100));
+  clock_.advance(std::chrono::seconds{10});
+  update(kDag, report_with_battery("off", 2, clock_.unix_ms() - 10, 100));
+  clock_.advance(std::chrono::seconds{10});
+  update(kDag, battery_report(99, 4.0, "b1"));  // within the interval: thinned
+  clock_.advance(std::chrono::seconds{10});
+  update(kDag, report_with_battery("on", 3, clock_.unix_ms() - 10, 98));
+  // A resend of the same transition changes no power: thinned again.
+  clock_.advance(std::chrono::seconds{10});
+  update(kDag, report_with_battery("on", 3, clock_.unix_ms() - 20, 98));
+  const auto got = readings();
+  ASSERT_EQ(got.size(), 3U);
+  EXPECT_EQ(got[0].on_battery, false);
+  EXPECT_EQ(got[1].at_ms, t0 + 10'000);
+  EXPECT_EQ(got[1].on_battery, true);
+  EXPECT_EQ(got[2].at_ms, t0 + 30'000);
+  EXPECT_EQ(got[2].on_battery, false);
+  EXPECT_EQ(got[2].percent, 98);
+}
+
+TEST_F(BatteryServiceTest, OneBatchRecordsOncePerDeviceAndInterval) {
+  const auto topic = protocol::shadow_topic(kDag, protocol::ShadowOp::update);
+  const auto other = protocol::shadow_topic(kOther, protocol::ShadowOp::update);
+  send({{topic, battery_report(90, 4.0, "a")},
+        {other, battery_report(50, 3.7, "b")},
+        {topic, battery_report(89, 4.0, "c")}});
+  ASSERT_EQ(readings().size(), 1U);
+  EXPECT_EQ(readings()[0].percent, 90);
+  EXPECT_EQ(readings(kOther).size(), 1U);
+}
+
+TEST_F(BatteryServiceTest, ValuesTheStoreWouldRefuseAreLeftOut) {
+  // The shadow engine accepts any JSON: a broken gauge must not fail the update.
+  auto out = update(kDag, battery_report(250, -3, "b1", 10));
+  EXPECT_TRUE(find(out, "$aws/things/dag-1/shadow/update/accepted"));
+  auto got = readings();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0].percent, std::nullopt);
+  EXPECT_EQ(got[0].volts, std::nullopt);
+  EXPECT_EQ(got[0].minutes_left, 10);
+  EXPECT_EQ(got[0].on_battery, std::nullopt);  // no status reported yet
+  // Nothing usable at all: no reading, still accepted.
+  clock_.advance(std::chrono::minutes{10});
+  out = update(kDag, R"({"state":{"reported":{"battery":{"percent":"full","low":false}}}})");
+  EXPECT_TRUE(find(out, "$aws/things/dag-1/shadow/update/accepted"));
+  EXPECT_EQ(readings().size(), 1U);
+  EXPECT_EQ(metrics_.store_errors.load(), 0U);
+}
+
+TEST_F(BatteryServiceTest, OldReadingsAreDeletedAsNewOnesAreRecorded) {
+  ServiceOptions options;
+  options.battery_retention_ms = 3'600'000;
+  options.battery_prune_every_ms = 0;  // at every reading
+  service_ = std::make_unique<Service>(*faulty_, clock_, options, metrics_);
+  const auto t0 = clock_.unix_ms();
+  update(kDag, battery_report(90, 4.0, "b1"));
+  clock_.advance(std::chrono::minutes{30});
+  update(kDag, battery_report(80, 4.0, "b2"));
+  clock_.advance(std::chrono::minutes{31});
+  update(kDag, battery_report(70, 4.0, "b3"));
+  EXPECT_EQ(reading_times(), (std::vector<std::int64_t>{t0 + 1'800'000, t0 + 3'660'000}));
+}
+
+TEST_F(BatteryServiceTest, OldReadingsArePrunedAtMostOncePerIntervalFromTheStart) {
+  ServiceOptions options;
+  options.battery_retention_ms = 3'600'000;        // 1 h
+  options.battery_prune_every_ms = 3 * 3'600'000;  // 3 h
+  service_ = std::make_unique<Service>(*faulty_, clock_, options, metrics_);
+  const auto t0 = clock_.unix_ms();
+  update(kDag, battery_report(90, 4.0, "p1"));
+  clock_.advance(std::chrono::minutes{150});
+  update(kDag, battery_report(80, 4.0, "p2"));  // t0 is past retention, but no pruning yet
+  EXPECT_EQ(reading_times(), (std::vector<std::int64_t>{t0, t0 + 9'000'000}));
+  clock_.advance(std::chrono::minutes{31});
+  update(kDag, battery_report(70, 4.0, "p3"));  // 3 h 1 min after the start: pruned
+  EXPECT_EQ(reading_times(), (std::vector<std::int64_t>{t0 + 9'000'000, t0 + 10'860'000}));
+  clock_.advance(std::chrono::minutes{90});
+  update(kDag, battery_report(60, 4.0, "p4"));  // the next pruning is 3 h after that one
+  EXPECT_EQ(reading_times().size(), 3U);
+}
+
+TEST_F(BatteryServiceTest, AFailedTransactionLeavesNoMemoryOfAReading) {
+  // The batch records dag-1's reading, then fails on dag-2: redone message by message,
+  // dag-1's reading must be recorded again rather than thinned by the one rolled back.
+  faulty_->poison(kOther);
+  send(
+      {{protocol::shadow_topic(kDag, protocol::ShadowOp::update), battery_report(90, 4.0, "a")},
+       {protocol::shadow_topic(kOther, protocol::ShadowOp::update), battery_report(50, 3.7, "b")}});
+  EXPECT_EQ(metrics_.batch_fallbacks.load(), 1U);
+  EXPECT_EQ(faulty_->battery_calls(), 2);
+  ASSERT_EQ(readings().size(), 1U);
+  EXPECT_EQ(readings()[0].percent, 90);
+  EXPECT_TRUE(readings(kOther).empty());
+}
+
 }  // namespace
 }  // namespace dag::shadow

@@ -55,11 +55,16 @@ class Raw {
 using MigrationsTest = StoreTest;
 
 std::vector<std::string> every_migration() {
-  return {"1_initial", "2_provisioning", "3_notifications"};
+  return {"1_initial", "2_provisioning", "3_notifications", "4_battery_readings"};
 }
 
+/// Takes migration 4 back out of a database, as a build that knew only 1 to 3 left it.
+constexpr const char* kUndoMigration4 =
+    "DROP TABLE battery_readings; DELETE FROM schema_migrations WHERE version > 3;";
+
 /// Takes migration 3 back out of a database, as a build that knew only 1 and 2 left it
-/// (the values of its columns are lost, as they never existed there).
+/// (the values of its columns are lost, as they never existed there). Run after
+/// kUndoMigration4.
 constexpr const char* kUndoMigration3 =
     "DROP TABLE verifications; DROP INDEX outbox_by_target;"
     "DROP INDEX targets_needing_verification;"
@@ -82,10 +87,10 @@ TEST_F(MigrationsTest, ANewDatabaseGetsEveryMigrationRecordedOnceInWalMode) {
   const auto tables = raw.column(
       "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
       "ORDER BY name");
-  EXPECT_EQ(tables,
-            (std::vector<std::string>{"accounts", "certificates", "config_entries", "devices",
-                                      "events", "notification_targets", "outbox",
-                                      "schema_migrations", "shadows", "timers", "verifications"}));
+  EXPECT_EQ(tables, (std::vector<std::string>{"accounts", "battery_readings", "certificates",
+                                              "config_entries", "devices", "events",
+                                              "notification_targets", "outbox", "schema_migrations",
+                                              "shadows", "timers", "verifications"}));
 }
 
 TEST_F(MigrationsTest, ReopeningAppliesNothingAgain) {
@@ -111,7 +116,7 @@ TEST_F(MigrationsTest, ADatabaseFromANewerProgramIsRefusedAndLeftAlone) {
   {
     Raw raw{path_};
     raw.exec(
-        "INSERT INTO schema_migrations VALUES (4, 'from_the_future', 'abc', 0);"
+        "INSERT INTO schema_migrations VALUES (5, 'from_the_future', 'abc', 0);"
         "CREATE TABLE future_things (x INTEGER);");
   }
   auto refused = open_sqlite(path_);
@@ -119,7 +124,7 @@ TEST_F(MigrationsTest, ADatabaseFromANewerProgramIsRefusedAndLeftAlone) {
   EXPECT_EQ(refused.error().code, StoreErrc::incompatible);
   EXPECT_NE(refused.error().message.find("newer"), std::string::npos) << refused.error().message;
   Raw raw{path_};
-  EXPECT_EQ(raw.column("SELECT count(*) FROM schema_migrations"), std::vector<std::string>{"4"});
+  EXPECT_EQ(raw.column("SELECT count(*) FROM schema_migrations"), std::vector<std::string>{"5"});
 }
 
 TEST_F(MigrationsTest, AMigrationChangedAfterItWasAppliedIsRefused) {
@@ -139,6 +144,7 @@ TEST_F(MigrationsTest, ADatabaseOfAnOlderProgramIsUpgradedWithItsDataKept) {
   {
     // What a build that knew only migration 1 left behind.
     Raw raw{path_};
+    raw.exec(kUndoMigration4);
     raw.exec(kUndoMigration3);
     raw.exec(
         "DROP TABLE certificates; DROP TABLE config_entries;"
@@ -154,6 +160,7 @@ TEST_F(MigrationsTest, ADatabaseOfAnOlderProgramIsUpgradedWithItsDataKept) {
   EXPECT_EQ(must(tx->get_device(device.id)), device);
   must(tx->add_certificate(DeviceCertificate{"AB", device.id, kT0, kT0 + 1, std::nullopt}));
   must(tx->set_config_entry(ConfigEntry{ConfigScope::device, device.id, "k", "1", kT0}));
+  must(tx->record_battery(BatteryReading{device.id, kT0, 50.0}, 0));
   must(tx->delete_device(device.id));
   must(tx->commit());
 }
@@ -180,6 +187,7 @@ TEST_F(MigrationsTest, TargetsAndIntentsOfAnOlderProgramGetTheNotificationColumn
   store_.reset();
   {
     Raw raw{path_};
+    raw.exec(kUndoMigration4);
     raw.exec(kUndoMigration3);
   }
   store_ = open();
@@ -224,6 +232,7 @@ TEST_F(MigrationsTest, DataSurvivesReopening) {
     state.power = protocol::Power::off;
     state.last_seq = 1;
     must(tx->update_device_state(device.id, state));
+    must(tx->record_battery(BatteryReading{device.id, kT0, 87.5, 4.05, 312, true}, 0));
     must(tx->commit());
   }
   store_.reset();
@@ -236,6 +245,8 @@ TEST_F(MigrationsTest, DataSurvivesReopening) {
   EXPECT_EQ(must(tx->list_events(EventQuery{device.id})).events.at(0).id, event_id);
   EXPECT_EQ(must(tx->get_intent(intent_id)).status, IntentStatus::pending);
   EXPECT_EQ(must(tx->get_account(device.account_id)).username, "alice");
+  EXPECT_EQ(must(tx->list_battery(device.id, kT0, kT0 + 1, 10)),
+            (std::vector<BatteryReading>{{device.id, kT0, 87.5, 4.05, 312, true}}));
 }
 
 TEST_F(MigrationsTest, AFileThatIsNotADatabaseIsCorrupt) {

@@ -1,8 +1,9 @@
 // A dag's page: its state, the outage timeline for 24 h / 7 d / 30 d, uptime, the list of
-// outages and its battery.
+// outages, and its battery now and over the same period.
 
 import { allEvents, api, lastPowerEventBefore } from '../api';
-import { sparkline, timelineChart } from '../chart';
+import { batteryPoints, batterySummary } from '../battery';
+import { batteryChart, timelineChart } from '../chart';
 import { h, mount } from '../dom';
 import * as icons from '../icons';
 import { live, upsert } from '../live';
@@ -21,12 +22,18 @@ const RANGES = [
 
 let chosenDays = 1; // remembered while the page is open
 
+// dagd keeps a reading at most every 5 minutes (and one per power change): a month is
+// about 8,640 of them, within the route's limit of 10,000.
+const batteryLimit = (days: number) => Math.min(10_000, days * 300 + 500);
+const BATTERY_RELOAD_MS = 5 * 60_000;
+
 export function deviceView(id: string): { el: HTMLElement; dispose(): void } {
   const head = h('div', { class: 'device-head' });
   const stats = h('dl', { class: 'stats' });
   const chartBox = h('div', { class: 'chart-box' });
   const outages = h('div', { class: 'outages' });
-  const batteryBox = h('div', { class: 'battery-box' });
+  const batteryNow = h('div', { class: 'battery-box' });
+  const batteryHistory = h('div', { class: 'battery-history' });
   const note = statusLine();
   const rangeButtons = RANGES.map((r) =>
     h(
@@ -63,13 +70,16 @@ export function deviceView(id: string): { el: HTMLElement; dispose(): void } {
       h('h3', null, 'Outages'),
       outages,
     ),
-    h('section', { class: 'panel', 'aria-labelledby': 'battery-h' }, h('h2', { id: 'battery-h' }, 'Battery'), batteryBox),
+    h('section', { class: 'panel', 'aria-labelledby': 'battery-h' }, h('h2', { id: 'battery-h' }, 'Battery'), batteryNow, batteryHistory),
   );
 
   let device: Device | undefined = live.get(id);
   let lastPower = '';
   let generation = 0;
   let reload: ReturnType<typeof setTimeout> | null = null;
+  let batteryGeneration = 0;
+  let batteryLoadedAt = 0;
+  let lastPercent: number | undefined;
 
   function renderHead(): void {
     if (!device) {
@@ -98,21 +108,42 @@ export function deviceView(id: string): { el: HTMLElement; dispose(): void } {
   function renderBattery(): void {
     if (!device) return;
     const text = batteryText(device);
-    const readings = live.readings(id);
     mount(
-      batteryBox,
+      batteryNow,
       text
         ? h('p', { class: `battery${device.battery?.low ? ' low' : ''}` }, icons.battery(), text)
         : h('p', { class: 'empty' }, 'No battery reading: this dag has no fuel gauge, or has not reported one yet.'),
-      readings.length > 1
-        ? h(
-            'figure',
-            { class: 'spark-box' },
-            sparkline(readings, `Battery from ${Math.round(readings[0].percent)} % to ${Math.round(readings[readings.length - 1].percent)} %`),
-            h('figcaption', null, 'Readings received while this page is open.'),
-          )
-        : null,
     );
+    // A new charge: the chart catches up once dagd may have recorded another reading.
+    const percent = device.battery?.percent;
+    if (percent !== lastPercent && lastPercent !== undefined && Date.now() - batteryLoadedAt >= BATTERY_RELOAD_MS) {
+      const range = RANGES.find((r) => r.days === chosenDays) ?? RANGES[0];
+      const until = Date.now();
+      void loadBattery(range, until - range.days * units.DAY, until);
+    }
+    lastPercent = percent;
+  }
+
+  async function loadBattery(range: (typeof RANGES)[number], from: number, until: number): Promise<void> {
+    const mine = ++batteryGeneration;
+    batteryLoadedAt = Date.now();
+    batteryHistory.setAttribute('aria-busy', 'true');
+    try {
+      // until + a minute: a reading received while this request travels is still shown.
+      const r = await api.battery(id, { since: from, until: until + units.MINUTE, limit: batteryLimit(range.days) });
+      if (mine !== batteryGeneration) return;
+      const points = batteryPoints(r.readings);
+      const summary = batterySummary(points, range.words, getZone());
+      mount(
+        batteryHistory,
+        points.length ? batteryChart(points, from, until, getZone(), `Battery charge over ${range.words}`) : null,
+        h('p', { class: points.length ? 'battery-summary' : 'empty', 'data-battery-summary': '' }, summary),
+      );
+    } catch (e) {
+      if (mine === batteryGeneration) mount(batteryHistory, h('p', { class: 'empty' }, `Could not load the battery readings: ${errorText(e)}`));
+    } finally {
+      if (mine === batteryGeneration) batteryHistory.removeAttribute('aria-busy');
+    }
   }
 
   async function loadHistory(): Promise<void> {
@@ -121,6 +152,7 @@ export function deviceView(id: string): { el: HTMLElement; dispose(): void } {
     const until = Date.now();
     const from = until - range.days * units.DAY;
     chartBox.setAttribute('aria-busy', 'true');
+    void loadBattery(range, from, until);
     try {
       const [events, before, uptime] = await Promise.all([
         allEvents(id, from, until + units.MINUTE),
@@ -217,6 +249,7 @@ export function deviceView(id: string): { el: HTMLElement; dispose(): void } {
       clearInterval(tick);
       if (reload) clearTimeout(reload);
       generation++;
+      batteryGeneration++;
     },
   };
 }

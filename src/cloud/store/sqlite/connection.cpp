@@ -51,6 +51,12 @@ Statement& Statement::bind_opt_text(int index, const std::optional<std::string>&
   return value ? bind_text(index, *value) : bind_null(index);
 }
 
+Statement& Statement::bind_opt_double(int index, const std::optional<double>& value) {
+  if (!value) return bind_null(index);
+  if (stmt_ != nullptr) note_bind(sqlite3_bind_double(stmt_, index, *value));
+  return *this;
+}
+
 StoreResult<bool> Statement::step(std::string_view context) {
   if (error_ != SQLITE_OK) {
     StoreError error = connection_.error(error_, context);
@@ -92,6 +98,11 @@ std::optional<std::int64_t> Statement::column_opt_int(int index) const {
 std::optional<std::string> Statement::column_opt_text(int index) const {
   if (sqlite3_column_type(stmt_, index) == SQLITE_NULL) return std::nullopt;
   return column_text(index);
+}
+
+std::optional<double> Statement::column_opt_double(int index) const {
+  if (sqlite3_column_type(stmt_, index) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_double(stmt_, index);
 }
 
 // ---- Connection -------------------------------------------------------------------------

@@ -42,6 +42,7 @@ class Statement {
   Statement& bind_null(int index);
   Statement& bind_opt_int(int index, const std::optional<std::int64_t>& value);
   Statement& bind_opt_text(int index, const std::optional<std::string>& value);
+  Statement& bind_opt_double(int index, const std::optional<double>& value);
 
   /// One step: true when a row is available, false when the statement is done.
   StoreResult<bool> step(std::string_view context);
@@ -54,6 +55,7 @@ class Statement {
   [[nodiscard]] std::string column_text(int index) const;
   [[nodiscard]] std::optional<std::int64_t> column_opt_int(int index) const;
   [[nodiscard]] std::optional<std::string> column_opt_text(int index) const;
+  [[nodiscard]] std::optional<double> column_opt_double(int index) const;
 
  private:
   void note_bind(int rc);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <limits>
@@ -48,6 +49,7 @@ constexpr std::size_t kMaxSerial = 64;
 constexpr std::size_t kMaxConfigKey = 64;
 constexpr std::size_t kMaxScopeId = 128;
 constexpr int kMaxLimit = 1000;
+constexpr int kMaxBatteryLimit = 10'000;  // a week of readings at one per 5 minutes is 2016
 constexpr std::int64_t kMaxLeaseMs = std::int64_t{7} * 24 * 3600 * 1000;
 constexpr int kMaxReadConnections = 64;
 
@@ -362,6 +364,20 @@ constexpr const char* kSelectEvents =
     "AND (?3 IS NULL OR observed_at_ms >= ?3) AND (?4 IS NULL OR observed_at_ms < ?4) "
     "ORDER BY id DESC LIMIT ?5";
 
+// A device's readings are one range of the primary key (device_id, at_ms): recording,
+// the retention delete and a chart's window never touch another device's rows.
+constexpr const char* kUpsertBatteryReading =
+    "INSERT INTO battery_readings (device_id, at_ms, percent, volts, minutes_left, on_battery) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id, at_ms) DO UPDATE SET "
+    "percent = excluded.percent, volts = excluded.volts, minutes_left = excluded.minutes_left, "
+    "on_battery = excluded.on_battery";
+constexpr const char* kDeleteOldBatteryReadings =
+    "DELETE FROM battery_readings WHERE device_id = ?1 AND at_ms < ?2";
+// Newest first so that LIMIT keeps the recent end of the window; list_battery reverses.
+constexpr const char* kSelectBatteryReadings =
+    "SELECT at_ms, percent, volts, minutes_left, on_battery FROM battery_readings "
+    "WHERE device_id = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms DESC LIMIT ?4";
+
 constexpr const char* kDeleteTimerOfKind = "DELETE FROM timers WHERE device_id = ?1 AND kind = ?2";
 constexpr const char* kInsertTimer =
     "INSERT INTO timers (device_id, kind, due_at_ms, marker) VALUES (?1, ?2, ?3, ?4)";
@@ -523,6 +539,17 @@ StoreResult<StoredEvent> read_event(const Statement& st) {
   e.event.clock_fallback = row.boolean(6);
   e.event.user_state_after = row.optional_enum(7, protocol::parse_user_state);
   return row.finish(std::move(e));
+}
+
+StoreResult<BatteryReading> read_battery_reading(const Statement& st, std::string_view device_id) {
+  BatteryReading r;
+  r.device_id = std::string{device_id};
+  r.at_ms = st.column_int(0);
+  r.percent = st.column_opt_double(1);
+  r.volts = st.column_opt_double(2);
+  r.minutes_left = st.column_opt_int(3);
+  if (auto on = st.column_opt_int(4)) r.on_battery = *on != 0;
+  return r;
 }
 
 StoreResult<StoredTimer> read_timer(const Statement& st) {
@@ -771,6 +798,12 @@ class SqliteTransaction final : public Transaction {
   // events
   StoreResult<std::int64_t> append_event(const Event& event) override;
   StoreResult<EventPage> list_events(const EventQuery& query) override;
+  // battery readings
+  StoreResult<void> record_battery(const BatteryReading& reading,
+                                   std::optional<std::int64_t> delete_before_ms) override;
+  StoreResult<std::vector<BatteryReading>> list_battery(std::string_view device_id,
+                                                        std::int64_t since_ms,
+                                                        std::int64_t until_ms, int limit) override;
   // timers
   StoreResult<std::int64_t> schedule_timer(const Timer& timer) override;
   StoreResult<bool> cancel_timer(std::string_view device_id, std::string_view kind) override;
@@ -1447,6 +1480,56 @@ StoreResult<EventPage> SqliteTransaction::list_events(const EventQuery& query) {
       page.next_cursor = page.events.back().id;
     }
     return page;
+  });
+}
+
+// ---- battery readings -------------------------------------------------------------------
+
+StoreResult<void> SqliteTransaction::record_battery(const BatteryReading& reading,
+                                                    std::optional<std::int64_t> delete_before_ms) {
+  constexpr std::string_view op = "record_battery";
+  return guarded(Access::write, op, [&]() -> StoreResult<void> {
+    // SQLite binds a NaN as NULL, which the schema's CHECKs accept: checked here instead.
+    const auto in_range = [](const std::optional<double>& v) {
+      return !v || (std::isfinite(*v) && *v >= 0 && *v <= 100);
+    };
+    if (!in_range(reading.percent)) return invalid(op, "percent must be 0..100");
+    if (!in_range(reading.volts)) return invalid(op, "volts must be 0..100");
+    if (reading.minutes_left && *reading.minutes_left < 0) {
+      return invalid(op, "minutes_left must be >= 0");
+    }
+    {
+      auto st = conn().statement(kUpsertBatteryReading);
+      st.bind_text(1, reading.device_id)
+          .bind_int(2, reading.at_ms)
+          .bind_opt_double(3, reading.percent)
+          .bind_opt_double(4, reading.volts)
+          .bind_opt_int(5, reading.minutes_left)
+          .bind_opt_int(6, reading.on_battery ? std::optional<std::int64_t>{*reading.on_battery}
+                                              : std::nullopt);
+      if (auto ran = st.run("record_battery (the device must exist)"); !ran) return ran;
+    }
+    if (!delete_before_ms) return {};
+    auto del = conn().statement(kDeleteOldBatteryReadings);
+    del.bind_text(1, reading.device_id).bind_int(2, *delete_before_ms);
+    return del.run(op);
+  });
+}
+
+StoreResult<std::vector<BatteryReading>> SqliteTransaction::list_battery(std::string_view device_id,
+                                                                         std::int64_t since_ms,
+                                                                         std::int64_t until_ms,
+                                                                         int limit) {
+  constexpr std::string_view op = "list_battery";
+  return guarded(Access::read, op, [&]() -> StoreResult<std::vector<BatteryReading>> {
+    if (limit < 1 || limit > kMaxBatteryLimit) return invalid(op, "limit must be 1..10000");
+    auto st = conn().statement(kSelectBatteryReadings);
+    st.bind_text(1, device_id).bind_int(2, since_ms).bind_int(3, until_ms).bind_int(4, limit);
+    auto rows =
+        read_all(st, op, [&](const Statement& s) { return read_battery_reading(s, device_id); });
+    if (!rows) return rows;
+    std::reverse(rows->begin(), rows->end());
+    return rows;
   });
 }
 

@@ -135,6 +135,7 @@ class Api {
   ApiResult<Response> patch_device(const Request& r, const Params& p);
   ApiResult<Response> list_events(const Request& r, const Params& p);
   ApiResult<Response> get_uptime(const Request& r, const Params& p);
+  ApiResult<Response> list_battery(const Request& r, const Params& p);
   ApiResult<Response> list_targets(const Request& r, const Params& p);
   ApiResult<Response> add_target(const Request& r, const Params& p);
   ApiResult<Response> delete_target(const Request& r, const Params& p);

@@ -29,6 +29,7 @@ std::string devices_text(const std::vector<store::Device>& devices);
 /// The Device shape as a value (device_text parsed; for tests and callers that edit it).
 nlohmann::json device_json(const store::Device& device);
 nlohmann::json event_json(const store::StoredEvent& event);
+nlohmann::json battery_reading_json(const store::BatteryReading& reading);
 nlohmann::json target_json(const store::NotificationTarget& target);
 nlohmann::json preferences_json(const store::AccountSettings& settings);
 /// `emails`: the addresses of the account's e-mail targets.

@@ -53,7 +53,9 @@ struct Report {
   std::optional<std::int64_t> observed_at_ms;
   std::optional<std::int64_t> seq;
   std::optional<double> battery_percent;
-  std::optional<std::string> battery_json;  ///< the reported battery object, as JSON text
+  std::optional<double> battery_volts;
+  std::optional<std::int64_t> battery_minutes_left;  ///< an integer >= 0; null is absent
+  std::optional<std::string> battery_json;           ///< the reported battery object, as JSON text
 };
 
 /// Extracts a Report from an update request's state.reported (JSON text). Unknown or

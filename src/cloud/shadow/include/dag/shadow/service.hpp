@@ -8,7 +8,8 @@
 // - shadow update/get/delete of a registered, unrevoked device: the protocol engine
 //   (dag::protocol), the stored shadow with its revision, and for an update carrying
 //   `reported` the rules (dag::rules): device state, events, notification intents and
-//   timers are written in the same transaction as the shadow;
+//   timers are written in the same transaction as the shadow, and so is a battery reading
+//   for the chart of battery levels (thinned: see ServiceOptions::battery_interval_ms);
 // - a request for an unknown or revoked device: 404 on .../rejected; over the per-device
 //   rate limit: 429; a malformed one: the engine's 400/409/413/415;
 // - presence (birth/will) and lifecycle events: dag::presence, then the rules' connection
@@ -94,6 +95,17 @@ struct ServiceOptions {
   /// replicas (a crashed replica's timers fire after this).
   int timer_batch{100};
   std::int64_t timer_lease_ms{60'000};
+  /// A report's battery becomes a reading (store::BatteryReading) when none of its device
+  /// was recorded for this long, or when the report changed the power state (so that the
+  /// chart has points at the transitions). The last recorded time per device is kept in
+  /// memory: after a restart, or on another replica, the first battery report records.
+  std::int64_t battery_interval_ms{std::int64_t{5} * 60'000};
+  /// Readings older than this (before the new reading) are deleted as a device records,
+  /// at most once per battery_prune_every_ms per device, counted from its last pruning or
+  /// from the service's start: so an outage storm, where every report records, pays no
+  /// delete statements.
+  std::int64_t battery_retention_ms{std::int64_t{35} * 86'400'000};
+  std::int64_t battery_prune_every_ms{86'400'000};
   /// Called after a commit, on the calling thread, with each device whose derived state
   /// (power, connection, battery, last seen) the transaction changed, as it is now: dagd
   /// feeds the API's live event streams with it. Must not block for long.
@@ -134,6 +146,16 @@ class Service {
   [[nodiscard]] std::optional<protocol::ShadowDocument> cached_shadow(const std::string& thing,
                                                                       std::int64_t revision,
                                                                       const Pass& pass) const;
+  /// No battery reading of the device was recorded (committed, or earlier in this pass)
+  /// for battery_interval_ms before now_ms.
+  [[nodiscard]] bool battery_due(const std::string& device_id, std::int64_t now_ms,
+                                 const Pass& pass) const;
+  /// The device's readings were last pruned (committed, or in this pass; the service's
+  /// start when never) battery_prune_every_ms before now_ms or longer ago.
+  [[nodiscard]] bool battery_prune_due(const std::string& device_id, std::int64_t now_ms,
+                                       const Pass& pass) const;
+  store::StoreResult<void> record_battery(store::Transaction& tx,
+                                          const store::BatteryReading& reading, Pass& pass) const;
   static store::StoreResult<void> apply_presence(store::Transaction& tx, const Work& work,
                                                  Pass& pass);
   void commit_pass(Pass& pass, std::vector<Outbound>& out);
@@ -153,6 +175,13 @@ class Service {
   };
   static constexpr std::size_t kShadowCacheMax = 50'000;
   std::unordered_map<std::string, CachedShadow> shadow_cache_;
+  /// When each device's last battery reading was recorded (committed ones only); cleared,
+  /// like the shadow cache, when it outgrows kShadowCacheMax (a clear costs one extra
+  /// reading per device).
+  std::unordered_map<std::string, std::int64_t> battery_recorded_ms_;
+  /// When each device's old readings were last deleted (committed ones only).
+  std::unordered_map<std::string, std::int64_t> battery_pruned_ms_;
+  std::int64_t started_ms_{0};
 };
 
 }  // namespace dag::shadow

@@ -1,6 +1,6 @@
 // The rows of the store, as plain values: accounts and their settings, notification
-// targets, devices with their derived state, shadows, events, timers, notification
-// intents, device certificates and configuration entries. Shared by every backend;
+// targets, devices with their derived state, shadows, events, battery readings, timers,
+// notification intents, device certificates and configuration entries. Shared by every backend;
 // nothing here touches a database.
 //
 // Conventions: times are epoch milliseconds (`*_ms`) or seconds (`*_s`) as int64; ids of
@@ -243,6 +243,21 @@ struct EventPage {
   std::vector<StoredEvent> events{};
   /// Pass as before_id for the next page; nullopt when this page is the last.
   std::optional<std::int64_t> next_cursor{};
+};
+
+// ---- battery readings -------------------------------------------------------------------
+
+/// One sample of a device's battery, for the chart of battery levels over time. At most
+/// one per (device_id, at_ms). Each value is optional: a gauge reports what it knows.
+struct BatteryReading {
+  std::string device_id{};
+  std::int64_t at_ms{0};                       ///< when dagd received it
+  std::optional<double> percent{};             ///< state of charge, 0..100
+  std::optional<double> volts{};               ///< cell voltage, 0..100
+  std::optional<std::int64_t> minutes_left{};  ///< estimated run time, >= 0
+  std::optional<bool> on_battery{};            ///< mains off at the time; nullopt: unknown
+
+  bool operator==(const BatteryReading&) const = default;
 };
 
 // ---- timers (durable debounce) ----------------------------------------------------------

@@ -164,9 +164,9 @@ class Transaction {
   /// compact JSON object, marker over 256 bytes, negative last_seq).
   virtual StoreResult<void> update_device_state(std::string_view device_id,
                                                 const DeviceState& state) = 0;
-  /// Removes a device and everything of it: its shadow, events, timers and intents, and
-  /// its device-scope config entries. Its certificates stay (revoke them first: they would
-  /// still authenticate it to the broker). Errors: not_found.
+  /// Removes a device and everything of it: its shadow, events, battery readings, timers
+  /// and intents, and its device-scope config entries. Its certificates stay (revoke them first:
+  /// they would still authenticate it to the broker). Errors: not_found.
   virtual StoreResult<void> delete_device(std::string_view device_id) = 0;
   /// Removes an account with its devices (each as delete_device), notification targets,
   /// intents, and the config entries of the account and of its devices. The devices'
@@ -196,6 +196,23 @@ class Transaction {
   virtual StoreResult<std::int64_t> append_event(const Event& event) = 0;
   /// One page of a device's history (see EventQuery). Errors: invalid_argument (limit).
   virtual StoreResult<EventPage> list_events(const EventQuery& query) = 0;
+
+  // ---- battery readings -----------------------------------------------------------------
+
+  /// Stores a reading, replacing the device's reading of the same at_ms, and, when
+  /// delete_before_ms is given, deletes the device's readings older than it (the caller's
+  /// retention: the store keeps no clock). Both are ranges of one key, so the cost does not
+  /// grow with the history. Errors: not_found (device), invalid_argument (percent outside
+  /// 0..100, volts outside 0..100, minutes_left < 0, a value that is not finite).
+  virtual StoreResult<void> record_battery(const BatteryReading& reading,
+                                           std::optional<std::int64_t> delete_before_ms) = 0;
+  /// The device's readings with since_ms <= at_ms < until_ms, oldest first. When there are
+  /// more than `limit`, the newest `limit` of them (a chart wants the recent end). None
+  /// for an unknown device. Errors: invalid_argument (limit 1..10000).
+  virtual StoreResult<std::vector<BatteryReading>> list_battery(std::string_view device_id,
+                                                                std::int64_t since_ms,
+                                                                std::int64_t until_ms,
+                                                                int limit) = 0;
 
   // ---- timers ---------------------------------------------------------------------------
 
