@@ -108,7 +108,8 @@ Outbox::Outbox(Outbox&& other) noexcept
       coalesced_total_(other.coalesced_total_),
       torn_bytes_(other.torn_bytes_),
       acked_records_(other.acked_records_),
-      pending_(std::move(other.pending_)) {}
+      pending_(std::move(other.pending_)),
+      memory_(other.memory_) {}
 
 Outbox& Outbox::operator=(Outbox&& other) noexcept {
   if (this != &other) {
@@ -122,6 +123,7 @@ Outbox& Outbox::operator=(Outbox&& other) noexcept {
     torn_bytes_ = other.torn_bytes_;
     acked_records_ = other.acked_records_;
     pending_ = std::move(other.pending_);
+    memory_ = other.memory_;
   }
   return *this;
 }
@@ -141,6 +143,14 @@ Result<Outbox> Outbox::open(const std::filesystem::path& dir, std::size_t capaci
     return fail(Errc::io, "outbox: cannot open " + box.path_.string() + ": " + errno_text());
   }
   if (auto r = box.replay(); !r) return Unexpected{r.error()};
+  return box;
+}
+
+Result<Outbox> Outbox::in_memory(std::size_t capacity, std::uint64_t last_seq) {
+  if (capacity < 10) return fail(Errc::invalid_argument, "outbox capacity must be at least 10");
+  Outbox box({}, capacity);
+  box.memory_ = true;
+  box.last_seq_ = last_seq;
   return box;
 }
 
@@ -199,6 +209,7 @@ Result<void> Outbox::replay() {
 }
 
 Result<void> Outbox::write_record(std::uint8_t type, std::string_view payload, bool sync) {
+  if (memory_) return ok();
   const std::string rec = frame(type, payload);
   if (auto r = write_all(fd_, rec); !r) {
     rollback_tail();
@@ -256,6 +267,10 @@ Result<void> Outbox::ack(std::uint64_t seq) {
 }
 
 Result<void> Outbox::rewrite() {
+  if (memory_) {
+    acked_records_ = 0;
+    return ok();
+  }
   const std::filesystem::path tmp = path_.string() + ".tmp";
   const int tfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (tfd < 0) return fail(Errc::io, std::string("outbox rewrite: ") + errno_text());

@@ -45,6 +45,13 @@ class Outbox {
   static Result<Outbox> open(const std::filesystem::path& dir,
                              std::size_t capacity = kDefaultCapacity);
 
+  /// An outbox that never touches a disk: the same queue, seq counter (continuing after
+  /// `last_seq`), capacity and coalescing, without durability. For the fleet simulator
+  /// (dag-sim runs thousands of agents in one process) and tests. path() is empty.
+  /// Errors: Errc::invalid_argument (capacity < 10).
+  static Result<Outbox> in_memory(std::size_t capacity = kDefaultCapacity,
+                                  std::uint64_t last_seq = 0);
+
   Outbox(Outbox&& other) noexcept;
   Outbox& operator=(Outbox&& other) noexcept;
   Outbox(const Outbox&) = delete;
@@ -88,6 +95,7 @@ class Outbox {
   std::uint64_t torn_bytes_{0};
   std::uint64_t acked_records_{0};
   std::deque<OutboxEntry> pending_;
+  bool memory_{false};  // in_memory(): no file, every write succeeds at once
 };
 
 /// CRC-32C (Castagnoli) of `data`, exposed for tests.
