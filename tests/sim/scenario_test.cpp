@@ -93,7 +93,9 @@ TEST(Scenario, FlapAlternatesOffAndOnEveryHalfPeriod) {
     ASSERT_GE(acts.size(), 18U);
     for (std::size_t i = 0; i < acts.size(); ++i) {
       EXPECT_EQ(acts[i].kind, i % 2 == 0 ? ActionKind::power_off : ActionKind::power_on);
-      if (i > 0) EXPECT_EQ(acts[i].at_ms - acts[i - 1].at_ms, 500);
+      if (i > 0) {
+        EXPECT_EQ(acts[i].at_ms - acts[i - 1].at_ms, 500);
+      }
     }
   }
 }
