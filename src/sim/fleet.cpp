@@ -1096,7 +1096,8 @@ json summarize(const FleetOptions& options, const Plan& plan, const Counters& c,
   };
   const bool expect_cuts = options.scenario.kind == ScenarioKind::storm ||
                            options.scenario.kind == ScenarioKind::drain ||
-                           options.scenario.kind == ScenarioKind::network;
+                           options.scenario.kind == ScenarioKind::network ||
+                           options.scenario.kind == ScenarioKind::rolling;
   summary["ok"] = !t.interrupted && !t.connect_timed_out && t.drained &&
                   c.rejected.load() == c.throttled.load() &&
                   (!expect_cuts || k.cut_accepted == k.cut);

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <thread>
 
 #include "dag/store/sqlite.hpp"
@@ -102,55 +105,129 @@ Error store_error(const store::StoreError& e, const std::string& what) {
   return Error{code, what + ": " + e.message};
 }
 
+// The account of group `g`, made (with its owner's target) when missing; its id.
+store::StoreResult<std::string> ensure_account(store::Transaction& tx, const ProvisionOptions& o,
+                                               std::size_t g, ProvisionResult& counts) {
+  const std::string username = fmt::format("{}acct-{:06}", o.prefix, g);
+  auto acc = tx.find_account_by_username(username);
+  if (!acc && acc.error().code == store::StoreErrc::not_found) {
+    // Not a password hash: nobody can log in as a simulated owner.
+    acc = tx.create_account(username, "!dag-sim", o.now_ms);
+    if (acc) ++counts.accounts_created;
+  }
+  if (!acc) return Unexpected<store::StoreError>{acc.error()};
+  if (!o.owner_email_domain.empty()) {
+    store::NewTarget target;
+    target.account_id = acc->id;
+    target.kind = store::TargetKind::email;
+    target.address = username + "@" + o.owner_email_domain;
+    target.verified = true;
+    target.created_at_ms = o.now_ms;
+    auto added = tx.add_target(target);
+    if (added) {
+      ++counts.targets_created;
+    } else if (added.error().code != store::StoreErrc::conflict) {
+      return Unexpected<store::StoreError>{added.error()};
+    }
+  }
+  return acc->id;
+}
+
+// Registers `id` in `account_id` unless it exists (then it must be that account's).
+store::StoreResult<void> ensure_device(store::Transaction& tx, const std::string& id,
+                                       const std::string& account_id, std::int64_t now_ms,
+                                       ProvisionResult& counts) {
+  auto dev = tx.get_device(id);
+  if (dev) {
+    if (dev->account_id != account_id) {
+      return store::fail(store::StoreErrc::conflict, id + " belongs to another account");
+    }
+    ++counts.devices_existing;
+    return {};
+  }
+  if (dev.error().code != store::StoreErrc::not_found) {
+    return Unexpected<store::StoreError>{dev.error()};
+  }
+  auto made = tx.create_device({id, account_id, "sim " + id, now_ms});
+  if (!made) return Unexpected<store::StoreError>{made.error()};
+  ++counts.devices_created;
+  return {};
+}
+
 }  // namespace
 
+Result<std::vector<std::size_t>> account_sizes(std::size_t count, int min_size, int max_size,
+                                               std::uint64_t seed) {
+  if (min_size < 1 || max_size > 10 || min_size > max_size) {
+    return fail(Errc::invalid_argument, "account sizes must be 1..10, the smaller first");
+  }
+  // A stream of its own (not the scenario's), so that the grouping stays the same when
+  // only the scenario changes.
+  std::mt19937_64 rng(seed ^ 0x6163636f756e7473ULL);
+  std::uniform_int_distribution<int> size(min_size, max_size);
+  std::vector<std::size_t> sizes;
+  for (std::size_t left = count; left > 0;) {
+    const auto n = std::min(left, static_cast<std::size_t>(size(rng)));
+    sizes.push_back(n);
+    left -= n;
+  }
+  return sizes;
+}
+
+Result<std::pair<int, int>> parse_account_size(std::string_view text) {
+  const auto dash = text.find('-');
+  const auto number = [](std::string_view t) -> std::optional<int> {
+    int v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc{} || end != t.data() + t.size()) return std::nullopt;
+    return v;
+  };
+  const auto lo = number(text.substr(0, dash));
+  const auto hi = dash == std::string_view::npos ? lo : number(text.substr(dash + 1));
+  if (!lo || !hi || *lo < 1 || *hi > 10 || *lo > *hi) {
+    return fail(Errc::invalid_argument,
+                "account size must be N or MIN-MAX within 1..10, got '" + std::string(text) + "'");
+  }
+  return std::pair{*lo, *hi};
+}
+
 Result<ProvisionResult> provision(const fs::path& db, const std::vector<std::string>& ids,
-                                  std::string_view prefix, int account_size, std::int64_t now_ms) {
-  if (account_size < 1 || account_size > 10) {
-    return fail(Errc::invalid_argument, "account size must be 1..10");
+                                  const ProvisionOptions& o) {
+  auto sizes = account_sizes(ids.size(), o.min_account_size, o.max_account_size, o.seed);
+  if (!sizes) return Unexpected{sizes.error()};
+  if (!o.owner_email_domain.empty() &&
+      (o.owner_email_domain.find_first_of("@ \t\r\n<>") != std::string::npos ||
+       o.owner_email_domain.find('.') == std::string::npos)) {
+    return fail(Errc::invalid_argument,
+                "owner e-mail domain '" + o.owner_email_domain + "' is not a domain name");
   }
   auto opened = store::open_sqlite(db);
   if (!opened) return Unexpected{store_error(opened.error(), "open " + db.string())};
   store::Store& st = **opened;
   ProvisionResult result;
-  constexpr std::size_t kChunk = 500;
-  for (std::size_t begin = 0; begin < ids.size(); begin += kChunk) {
-    const std::size_t end = std::min(ids.size(), begin + kChunk);
+  constexpr std::size_t kChunk = 500;  // devices per transaction, whole accounts only
+  std::size_t group = 0;
+  std::size_t first = 0;
+  while (group < sizes->size()) {
+    // [group, group_end): the accounts of this transaction.
+    std::size_t group_end = group;
+    std::size_t devices = 0;
+    while (group_end < sizes->size() && (devices == 0 || devices < kChunk)) {
+      devices += (*sizes)[group_end++];
+    }
     ProvisionResult chunk;
     auto r = store::transact(
         st, store::TxMode::read_write, [&](store::Transaction& tx) -> store::StoreResult<bool> {
           chunk = {};
-          std::string account_id;
-          std::size_t account_of = SIZE_MAX;
-          for (std::size_t i = begin; i < end; ++i) {
-            const std::size_t group = i / static_cast<std::size_t>(account_size);
-            if (group != account_of) {
-              account_of = group;
-              const std::string username = fmt::format("{}acct-{:06}", prefix, group);
-              auto acc = tx.find_account_by_username(username);
-              if (!acc && acc.error().code == store::StoreErrc::not_found) {
-                // Not a password hash: nobody can log in as a simulated owner.
-                acc = tx.create_account(username, "!dag-sim", now_ms);
-                if (acc) ++chunk.accounts_created;
+          std::size_t i = first;
+          for (std::size_t g = group; g < group_end; ++g) {
+            auto account = ensure_account(tx, o, g, chunk);
+            if (!account) return Unexpected<store::StoreError>{account.error()};
+            for (std::size_t end = i + (*sizes)[g]; i < end; ++i) {
+              if (auto d = ensure_device(tx, ids[i], *account, o.now_ms, chunk); !d) {
+                return Unexpected<store::StoreError>{d.error()};
               }
-              if (!acc) return Unexpected<store::StoreError>{acc.error()};
-              account_id = acc->id;
             }
-            auto dev = tx.get_device(ids[i]);
-            if (dev) {
-              if (dev->account_id != account_id) {
-                return store::fail(store::StoreErrc::conflict,
-                                   ids[i] + " belongs to another account");
-              }
-              ++chunk.devices_existing;
-              continue;
-            }
-            if (dev.error().code != store::StoreErrc::not_found) {
-              return Unexpected<store::StoreError>{dev.error()};
-            }
-            auto made = tx.create_device({ids[i], account_id, "sim " + ids[i], now_ms});
-            if (!made) return Unexpected<store::StoreError>{made.error()};
-            ++chunk.devices_created;
           }
           return true;
         });
@@ -158,6 +235,9 @@ Result<ProvisionResult> provision(const fs::path& db, const std::vector<std::str
     result.accounts_created += chunk.accounts_created;
     result.devices_created += chunk.devices_created;
     result.devices_existing += chunk.devices_existing;
+    result.targets_created += chunk.targets_created;
+    group = group_end;
+    first += devices;
   }
   return result;
 }

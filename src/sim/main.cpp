@@ -84,7 +84,9 @@ struct Cli {
   std::string ca_key{};
   std::string prefix{"sim-"};
   std::string provision_db{};
-  int account_size{1};
+  std::string account_size{"1"};
+  std::pair<int, int> account_bounds{1, 1};
+  std::string owner_email_domain{};
   double connect_timeout_s{120};
   double drain_timeout_s{30};
   double outage_s{5};
@@ -97,7 +99,7 @@ struct Cli {
 void define(CLI::App& app, Cli& c) {
   app.add_option("--devices,-n", c.devices,
                  "Number of dags (default: every bundle with --bundles)");
-  app.add_option("--scenario", c.scenario, "storm | random | flap | network | drain")
+  app.add_option("--scenario", c.scenario, "storm | random | flap | network | drain | rolling")
       ->capture_default_str();
   app.add_option("--percent", c.percent, "Share of the dags the scenario hits, 0..100")
       ->capture_default_str();
@@ -123,8 +125,12 @@ void define(CLI::App& app, Cli& c) {
       ->capture_default_str();
   app.add_option("--provision-db", c.provision_db,
                  "dagd's SQLite database: register the minted dags there first");
-  app.add_option("--account-size", c.account_size, "Dags per simulated account, 1..10")
+  app.add_option("--account-size", c.account_size,
+                 "Dags per simulated account: N, or MIN-MAX (sizes drawn with --seed), 1..10")
       ->capture_default_str();
+  app.add_option("--owner-email-domain", c.owner_email_domain,
+                 "With --provision-db: give each simulated account a verified e-mail target "
+                 "<account>@DOMAIN, so that dagd mails its owner");
 
   app.add_option("--threads", c.fo.threads, "Worker threads (each drives many connections)")
       ->capture_default_str();
@@ -145,6 +151,9 @@ void define(CLI::App& app, Cli& c) {
   app.add_option("--outage", c.outage_s, "network: outage length; random: mean outage, seconds")
       ->capture_default_str();
   app.add_option("--flap-period-ms", c.fo.scenario.flap_period_ms, "flap: one off+on cycle")
+      ->capture_default_str();
+  app.add_option("--interval-ms", c.fo.scenario.interval_ms,
+                 "rolling: between one dag's cut and the next")
       ->capture_default_str();
   app.add_option("--shutdown-percent", c.fo.shutdown_percent,
                  "drain: charge at which a dag reports shuttingDown and goes dark")
@@ -182,7 +191,11 @@ std::optional<std::string> check(Cli& c) {
     return std::string("--shutdown-percent must be 0..100");
   if (!(c.connect_timeout_s > 0) || !(c.drain_timeout_s >= 0))
     return std::string("timeouts must be positive");
-  if (c.account_size < 1 || c.account_size > 10) return std::string("--account-size must be 1..10");
+  auto bounds = dag::sim::parse_account_size(c.account_size);
+  if (!bounds) return "--account-size: " + bounds.error().message;
+  c.account_bounds = *bounds;
+  if (!c.owner_email_domain.empty() && c.provision_db.empty())
+    return std::string("--owner-email-domain goes with --provision-db");
   if (c.devices < 0 || c.devices > 100'000) return std::string("--devices must be 1..100000");
   c.fo.connect_timeout =
       std::chrono::milliseconds{static_cast<std::int64_t>(c.connect_timeout_s * 1000)};
@@ -276,11 +289,22 @@ int main(int argc, char** argv) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    auto p = dag::sim::provision(c.provision_db, ids, c.prefix, c.account_size, now_ms);
-    if (!p) return failure(p.error());
+    dag::sim::ProvisionOptions po;
+    po.prefix = c.prefix;
+    po.min_account_size = c.account_bounds.first;
+    po.max_account_size = c.account_bounds.second;
+    po.seed = c.seed;
+    po.owner_email_domain = c.owner_email_domain;
+    po.now_ms = now_ms;
+    auto p = dag::sim::provision(c.provision_db, ids, po);
+    if (!p) {
+      if (p.error().code == dag::Errc::invalid_argument) return usage_error(p.error().message);
+      return failure(p.error());
+    }
     dag::log::info("sim.provisioned", {{"devices_created", p->devices_created},
                                        {"devices_existing", p->devices_existing},
-                                       {"accounts_created", p->accounts_created}});
+                                       {"accounts_created", p->accounts_created},
+                                       {"targets_created", p->targets_created}});
   }
   if (auto r = raise_fd_limit(creds.devices.size(), !c.outbox_dir.empty()); !r)
     return failure(r.error());

@@ -14,8 +14,9 @@ Result<ScenarioKind> parse_scenario(std::string_view name) {
   if (name == "flap") return ScenarioKind::flap;
   if (name == "network") return ScenarioKind::network;
   if (name == "drain") return ScenarioKind::drain;
-  return fail(Errc::invalid_argument,
-              "unknown scenario '" + std::string(name) + "' (storm, random, flap, network, drain)");
+  if (name == "rolling") return ScenarioKind::rolling;
+  return fail(Errc::invalid_argument, "unknown scenario '" + std::string(name) +
+                                          "' (storm, random, flap, network, drain, rolling)");
 }
 
 std::string_view to_string(ScenarioKind kind) noexcept {
@@ -25,6 +26,7 @@ std::string_view to_string(ScenarioKind kind) noexcept {
     case ScenarioKind::flap: return "flap";
     case ScenarioKind::network: return "network";
     case ScenarioKind::drain: return "drain";
+    case ScenarioKind::rolling: return "rolling";
   }
   return "?";
 }
@@ -44,7 +46,7 @@ Result<Plan> make_plan(const ScenarioSpec& spec, std::uint32_t devices) {
   if (!(spec.percent >= 0 && spec.percent <= 100))
     return fail(Errc::invalid_argument, "percent must be 0..100");
   if (spec.duration_ms <= 0 || spec.storm_window_ms <= 0 || spec.outage_ms <= 0 ||
-      spec.flap_period_ms < 2) {
+      spec.flap_period_ms < 2 || spec.interval_ms <= 0) {
     return fail(Errc::invalid_argument, "durations and periods must be positive");
   }
   std::mt19937_64 rng(spec.seed);
@@ -59,6 +61,20 @@ Result<Plan> make_plan(const ScenarioSpec& spec, std::uint32_t devices) {
     std::swap(all[i], all[pick(rng)]);
   }
   plan.selected.assign(all.begin(), all.begin() + count);
+  if (spec.kind == ScenarioKind::rolling) {
+    // The sample's order is random already: the k-th drawn dag falls k intervals in.
+    if (count > 0 && static_cast<std::int64_t>(count - 1) * spec.interval_ms > spec.duration_ms) {
+      return fail(Errc::invalid_argument,
+                  "a rolling outage of " + std::to_string(count) + " dags every " +
+                      std::to_string(spec.interval_ms) + " ms needs a duration of at least " +
+                      std::to_string(static_cast<std::int64_t>(count - 1) * spec.interval_ms) +
+                      " ms");
+    }
+    for (std::uint32_t k = 0; k < count; ++k) {
+      plan.actions.push_back({static_cast<std::int64_t>(k) * spec.interval_ms, plan.selected[k],
+                              ActionKind::power_off});
+    }
+  }
   std::sort(plan.selected.begin(), plan.selected.end());
 
   const std::int64_t d = spec.duration_ms;
@@ -93,6 +109,7 @@ Result<Plan> make_plan(const ScenarioSpec& spec, std::uint32_t devices) {
         }
         break;
       }
+      case ScenarioKind::rolling: break;  // planned above, in the sample's order
       case ScenarioKind::network: {
         const std::int64_t len = std::min(spec.outage_ms, d);
         const std::int64_t down = uniform(0, d - len + 1);

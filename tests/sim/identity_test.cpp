@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "dag/store/sqlite.hpp"
 #include "dag/store/store.hpp"
 #include "dag/test/temp_dir.hpp"
@@ -81,11 +83,15 @@ TEST(Identity, ProvisionGroupsDevicesIntoAccountsAndKeepsExistingOnes) {
   const auto db = dir / "dagd.db";
   std::vector<std::string> ids;
   for (std::size_t i = 0; i < 7; ++i) ids.push_back(device_id("p-", i));
-  auto first = provision(db, ids, "p-", 3, 1'700'000'000'000);
+  ProvisionOptions o;
+  o.prefix = "p-";
+  o.min_account_size = o.max_account_size = 3;
+  o.now_ms = 1'700'000'000'000;
+  auto first = provision(db, ids, o);
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_EQ(first->devices_created, 7U);
   EXPECT_EQ(first->accounts_created, 3U);
-  auto again = provision(db, ids, "p-", 3, 1'700'000'000'000);
+  auto again = provision(db, ids, o);
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->devices_created, 0U);
   EXPECT_EQ(again->devices_existing, 7U);
@@ -102,7 +108,82 @@ TEST(Identity, ProvisionGroupsDevicesIntoAccountsAndKeepsExistingOnes) {
   ASSERT_TRUE(acc);
   EXPECT_EQ(acc->username, "p-acct-000001");
 
-  EXPECT_FALSE(provision(db, ids, "p-", 11, 0));
+  EXPECT_EQ(first->targets_created, 0U);
+
+  o.max_account_size = 11;
+  EXPECT_FALSE(provision(db, ids, o));
+}
+
+TEST(Identity, AccountSizesAreDrawnWithinTheBoundsAndCoverEveryDag) {
+  auto sizes = account_sizes(10'000, 1, 10, 7);
+  ASSERT_TRUE(sizes);
+  std::size_t total = 0;
+  std::set<std::size_t> seen;
+  for (std::size_t k = 0; k < sizes->size(); ++k) {
+    total += (*sizes)[k];
+    if (k + 1 < sizes->size()) seen.insert((*sizes)[k]);  // the last may be cut short
+    EXPECT_GE((*sizes)[k], 1U);
+    EXPECT_LE((*sizes)[k], 10U);
+  }
+  EXPECT_EQ(total, 10'000U);
+  EXPECT_EQ(seen.size(), 10U) << "every size from 1 to 10 should occur";
+  EXPECT_EQ(*sizes, *account_sizes(10'000, 1, 10, 7)) << "the same seed, the same grouping";
+  EXPECT_NE(*sizes, *account_sizes(10'000, 1, 10, 8));
+  EXPECT_FALSE(account_sizes(5, 0, 3, 1));
+  EXPECT_FALSE(account_sizes(5, 4, 3, 1));
+
+  EXPECT_EQ(*parse_account_size("5"), std::pair(5, 5));
+  EXPECT_EQ(*parse_account_size("1-10"), std::pair(1, 10));
+  for (const char* bad : {"", "0", "11", "3-2", "1-", "-4", "x", "1-10x", "2 - 3"}) {
+    EXPECT_FALSE(parse_account_size(bad)) << bad;
+  }
+}
+
+TEST(Identity, ProvisionGivesEachOwnerAVerifiedAddressOnce) {
+  test::TempDir dir;
+  const auto db = dir / "dagd.db";
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < 1'200; ++i) ids.push_back(device_id("m-", i));
+  ProvisionOptions o;
+  o.prefix = "m-";
+  o.min_account_size = 1;
+  o.max_account_size = 10;
+  o.seed = 3;
+  o.owner_email_domain = "owners.example";
+  o.now_ms = 1'700'000'000'000;
+  auto first = provision(db, ids, o);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto sizes = *account_sizes(ids.size(), 1, 10, 3);
+  EXPECT_EQ(first->accounts_created, sizes.size());
+  EXPECT_EQ(first->targets_created, sizes.size());
+  EXPECT_EQ(first->devices_created, ids.size());
+  auto again = provision(db, ids, o);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->targets_created, 0U);
+  EXPECT_EQ(again->devices_existing, ids.size());
+
+  auto st = store::open_sqlite(db);
+  ASSERT_TRUE(st);
+  // The dag after the first account's dags is the second account's first.
+  auto r = store::transact(**st, store::TxMode::read_only,
+                           [&](store::Transaction& tx) { return tx.get_device(ids[sizes[0]]); });
+  ASSERT_TRUE(r);
+  auto targets = store::transact(**st, store::TxMode::read_only, [&](store::Transaction& tx) {
+    return tx.list_targets(r->account_id);
+  });
+  ASSERT_TRUE(targets);
+  ASSERT_EQ(targets->size(), 1U);
+  EXPECT_EQ(targets->front().address, "m-acct-000001@owners.example");
+  EXPECT_TRUE(targets->front().verified);
+
+  // Another grouping of the same dags is a conflict, not a silent move.
+  o.seed = 4;
+  auto regrouped = provision(db, ids, o);
+  ASSERT_FALSE(regrouped);
+  EXPECT_EQ(regrouped.error().code, Errc::invalid_argument);
+  EXPECT_NE(regrouped.error().message.find("belongs to another account"), std::string::npos);
+  o.owner_email_domain = "localhost";
+  EXPECT_EQ(provision(db, ids, o).error().code, Errc::invalid_argument);
 }
 
 }  // namespace

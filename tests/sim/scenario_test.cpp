@@ -20,7 +20,7 @@ ScenarioSpec spec(ScenarioKind kind, double percent = 100) {
 
 TEST(Scenario, ParsesEveryNameAndRefusesOthers) {
   for (auto k : {ScenarioKind::storm, ScenarioKind::random, ScenarioKind::flap,
-                 ScenarioKind::network, ScenarioKind::drain}) {
+                 ScenarioKind::network, ScenarioKind::drain, ScenarioKind::rolling}) {
     auto parsed = parse_scenario(to_string(k));
     ASSERT_TRUE(parsed);
     EXPECT_EQ(*parsed, k);
@@ -116,6 +116,32 @@ TEST(Scenario, RandomOutagesEndAfterTheyBegin) {
   }
 }
 
+TEST(Scenario, RollingCutsOneDagPerIntervalInARandomOrder) {
+  auto s = spec(ScenarioKind::rolling, 10);
+  s.interval_ms = 500;
+  auto plan = make_plan(s, 100);
+  ASSERT_TRUE(plan) << plan.error().message;
+  ASSERT_EQ(plan->selected.size(), 10U);
+  ASSERT_EQ(plan->actions.size(), 10U);
+  std::set<std::uint32_t> cut;
+  bool ascending = true;
+  for (std::size_t k = 0; k < plan->actions.size(); ++k) {
+    const auto& a = plan->actions[k];
+    EXPECT_EQ(a.kind, ActionKind::power_off);
+    EXPECT_EQ(a.at_ms, static_cast<std::int64_t>(k) * 500);
+    if (k > 0 && a.device < plan->actions[k - 1].device) ascending = false;
+    cut.insert(a.device);
+  }
+  EXPECT_EQ(cut, std::set<std::uint32_t>(plan->selected.begin(), plan->selected.end()));
+  EXPECT_FALSE(ascending) << "the order should be the sample's, not the ids'";
+
+  s.interval_ms = 1200;  // 9 intervals of 1.2 s do not fit in 10 s
+  auto too_long = make_plan(s, 100);
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message.find("at least 10800 ms"), std::string::npos)
+      << too_long.error().message;
+}
+
 TEST(Scenario, RefusesBadSpecs) {
   auto s = spec(ScenarioKind::storm, 101);
   EXPECT_FALSE(make_plan(s, 10));
@@ -124,6 +150,9 @@ TEST(Scenario, RefusesBadSpecs) {
   EXPECT_FALSE(make_plan(s, 10));
   s = spec(ScenarioKind::flap);
   s.flap_period_ms = 1;
+  EXPECT_FALSE(make_plan(s, 10));
+  s = spec(ScenarioKind::rolling);
+  s.interval_ms = 0;
   EXPECT_FALSE(make_plan(s, 10));
   auto none = make_plan(spec(ScenarioKind::storm, 0), 10);
   ASSERT_TRUE(none);

@@ -210,7 +210,9 @@ TEST_F(SimIntegration, NetworkLossReportsArriveAfterReconnect) {
   ASSERT_TRUE(ids) << ids.error().message;
   std::vector<std::string> names;
   for (const auto& i : *ids) names.push_back(i.id);
-  auto prov = sim::provision(dagd_->database(), names, "net-", 2, now_ms());
+  auto prov = sim::provision(
+      dagd_->database(), names,
+      {.prefix = "net-", .min_account_size = 2, .max_account_size = 2, .now_ms = now_ms()});
   ASSERT_TRUE(prov) << prov.error().message;
 
   sim::FleetOptions o;
@@ -245,7 +247,7 @@ TEST_F(SimIntegration, DrainedDagsReportShuttingDownAndGoDark) {
   ASSERT_TRUE(ids) << ids.error().message;
   std::vector<std::string> names;
   for (const auto& i : *ids) names.push_back(i.id);
-  ASSERT_TRUE(sim::provision(dagd_->database(), names, "drain-", 1, now_ms()));
+  ASSERT_TRUE(sim::provision(dagd_->database(), names, {.prefix = "drain-", .now_ms = now_ms()}));
 
   sim::FleetOptions o;
   o.port = broker_->port();

@@ -132,6 +132,9 @@ Result<void> SmtpServer::launch() {
     if (options_.implicit_tls) p.argv.emplace_back("--implicit-tls");
     if (options_.require_tls) p.argv.emplace_back("--require-tls");
   }
+  if (options_.headers_only) {
+    p.argv.emplace_back("--headers-only");
+  }
   p.env = {{"PYTHONDONTWRITEBYTECODE", "1"}};
   p.log_file = dir_ / "smtp.log";
   auto proc = Process::spawn(std::move(p));

@@ -107,6 +107,7 @@ notify::WorkerOptions worker_options(const DagdSettings& s) {
   notify::WorkerOptions wo;
   wo.owner = s.client_id;
   wo.coalesce_window = std::chrono::milliseconds{s.coalesce_window_ms};
+  wo.concurrency = s.notify_concurrency;
   wo.retry_initial = std::chrono::seconds{s.retry_initial_s};
   wo.retry_max = std::chrono::seconds{s.retry_max_s};
   wo.give_up_after = std::chrono::seconds{s.give_up_s};

@@ -32,6 +32,13 @@ void add_notify_fields(config::Schema& s) {
                       "out together as one follow-up",
               .min = 0,
               .max = 3'600'000});
+  s.add(Field{.key = "notify.concurrency",
+              .type = Type::integer,
+              .default_value = "8",
+              .help = "Messages delivered at once (SMTP sessions, HTTP requests): a storm's "
+                      "alerts go out in parallel, and one slow webhook does not hold up the rest",
+              .min = 1,
+              .max = 64});
   s.add(Field{.key = "notify.retry_initial_s",
               .type = Type::integer,
               .default_value = "30",
@@ -329,6 +336,7 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
   s.smtp_password = text("smtp.password");
   s.smtp_starttls = cfg.str("smtp.starttls");
   s.coalesce_window_ms = cfg.integer("notify.coalesce_window_ms");
+  s.notify_concurrency = static_cast<int>(cfg.integer("notify.concurrency"));
   s.retry_initial_s = cfg.integer("notify.retry_initial_s");
   s.retry_max_s = cfg.integer("notify.retry_max_s");
   s.give_up_s = cfg.integer("notify.give_up_s");

@@ -71,6 +71,31 @@ CurlPtr make_handle() {
   return handle;
 }
 
+HandlePool::Lease HandlePool::acquire() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      CurlPtr handle = std::move(idle_.back());
+      idle_.pop_back();
+      return {*this, std::move(handle)};
+    }
+  }
+  return {*this, make_handle()};
+}
+
+void HandlePool::give_back(CurlPtr handle) noexcept {
+  if (!handle) return;
+  std::lock_guard lock(mutex_);
+  // Beyond max_idle the handle and its connections are closed: a burst's extra
+  // connections do not stay open at the relay forever.
+  if (idle_.size() < max_idle_) {
+    try {
+      idle_.push_back(std::move(handle));
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: the handle is freed
+    }
+  }
+}
+
 SlistPtr make_slist(const std::vector<std::string>& lines) {
   SlistPtr list;
   for (const auto& line : lines) {

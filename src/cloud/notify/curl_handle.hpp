@@ -1,14 +1,16 @@
 // libcurl plumbing shared by the channels (private to dag::notify).
 //
-// One easy handle per channel object, reset before every transfer: options start from
-// scratch each time while the handle's connection and DNS caches carry over, so a storm
-// of deliveries to one host (ntfy.sh, the SMTP relay) reuses connections. A handle is used
-// by one thread at a time (the channels' contract).
+// Each channel keeps a pool of easy handles (HandlePool), one per delivery in progress,
+// reset before every transfer: options start from scratch each time while a handle's
+// connection and DNS caches carry over, so a storm of deliveries to one host (ntfy.sh, the
+// SMTP relay) reuses its connections, several at once when the worker delivers in
+// parallel. A handle is used by one thread at a time.
 #pragma once
 
 #include <curl/curl.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +36,39 @@ using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 /// A new easy handle (after init_curl). Throws std::runtime_error when libcurl cannot make
 /// one (out of memory): channels are built at start-up.
 CurlPtr make_handle();
+
+/// Easy handles for deliveries running at once: acquire() lends an idle one (or makes one)
+/// until the lease ends. Idle handles (with their open connections) are kept up to
+/// `max_idle`. Thread-safe.
+class HandlePool {
+ public:
+  explicit HandlePool(std::size_t max_idle = 16) : max_idle_(max_idle) {}
+
+  class Lease {
+   public:
+    Lease(HandlePool& pool, CurlPtr handle) : pool_(&pool), handle_(std::move(handle)) {}
+    ~Lease() { pool_->give_back(std::move(handle_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease(Lease&&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    [[nodiscard]] CURL* get() const { return handle_.get(); }
+
+   private:
+    HandlePool* pool_;
+    CurlPtr handle_;
+  };
+
+  /// Throws std::runtime_error when libcurl cannot make a handle (out of memory).
+  Lease acquire();
+
+ private:
+  void give_back(CurlPtr handle) noexcept;
+
+  std::mutex mutex_;
+  std::vector<CurlPtr> idle_;
+  std::size_t max_idle_;
+};
 
 /// Builds a curl_slist; nullptr for an empty list. Throws std::bad_alloc.
 SlistPtr make_slist(const std::vector<std::string>& lines);

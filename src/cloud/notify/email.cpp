@@ -170,7 +170,7 @@ std::string compose_message(const mime::Mailbox& from, const mime::Mailbox& to,
 }
 
 struct EmailChannel::Impl {
-  detail::CurlPtr handle = detail::make_handle();
+  detail::HandlePool handles;
 };
 
 Result<std::unique_ptr<EmailChannel>> EmailChannel::create(SmtpOptions options,
@@ -219,7 +219,8 @@ Delivery EmailChannel::send(const std::string& to_address, const RenderedEmail& 
       from_, to, content, message_id(idempotency_key, mime::domain_of(from_.address)),
       clock_.unix_ms());
 
-  CURL* h = impl_->handle.get();
+  const auto lease = impl_->handles.acquire();
+  CURL* h = lease.get();
   curl_easy_reset(h);
   std::array<char, CURL_ERROR_SIZE> error{};
   Trace trace;

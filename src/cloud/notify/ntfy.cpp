@@ -79,7 +79,7 @@ std::vector<std::pair<std::string, std::string>> ntfy_headers(const Notice& noti
 }
 
 struct NtfyChannel::Impl {
-  detail::CurlPtr handle = detail::make_handle();
+  detail::HandlePool handles;
 };
 
 NtfyChannel::NtfyChannel(HttpOptions options)
@@ -107,7 +107,8 @@ Delivery NtfyChannel::deliver(const store::NotificationTarget& target, const Not
     }
     request.headers.push_back("Authorization: Bearer " + *target.secret);
   }
-  return detail::http_post(impl_->handle.get(), options_, request);
+  const auto handle = impl_->handles.acquire();
+  return detail::http_post(handle.get(), options_, request);
 }
 
 }  // namespace dag::notify

@@ -67,7 +67,7 @@ std::string webhook_signature(std::string_view secret, std::string_view body) {
 }
 
 struct WebhookChannel::Impl {
-  detail::CurlPtr handle = detail::make_handle();
+  detail::HandlePool handles;
 };
 
 WebhookChannel::WebhookChannel(HttpOptions options)
@@ -109,7 +109,8 @@ Delivery WebhookChannel::deliver(const store::NotificationTarget& target, const 
     request.headers.push_back("X-Dag-Signature: " +
                               webhook_signature(*target.secret, request.body));
   }
-  return detail::http_post(impl_->handle.get(), options_, request);
+  const auto handle = impl_->handles.acquire();
+  return detail::http_post(handle.get(), options_, request);
 }
 
 }  // namespace dag::notify

@@ -1,7 +1,11 @@
 #include "dag/notify/worker.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <set>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "dag/common/encoding.hpp"
@@ -16,6 +20,26 @@ using store::StoreResult;
 std::chrono::milliseconds min_ms(std::chrono::milliseconds a, std::chrono::milliseconds b) {
   return a < b ? a : b;
 }
+
+// Runs job(0) .. job(n - 1) on up to `threads` threads, this one included; returns when
+// all are done. Fewer threads when the system cannot make more.
+void for_each_parallel(std::size_t n, int threads, const std::function<void(std::size_t)>& job) {
+  if (n == 0) return;
+  std::atomic<std::size_t> next{0};
+  const auto drain = [&] {
+    for (std::size_t k = next.fetch_add(1); k < n; k = next.fetch_add(1)) job(k);
+  };
+  std::vector<std::jthread> helpers;
+  const auto extra = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(threads, 1))) - 1;
+  for (std::size_t t = 0; t < extra; ++t) {
+    try {
+      helpers.emplace_back(drain);
+    } catch (const std::system_error&) {
+      break;  // the others (and this thread) do the rest
+    }
+  }
+  drain();
+}  // the helpers join here
 
 }  // namespace
 
@@ -84,8 +108,12 @@ void Worker::deliver_round(std::int64_t now) {
     return;
   }
   if (claimed->empty()) return;
+  std::sort(claimed->begin(), claimed->end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });  // oldest first
+  // A full claim: more are due, so another round at once.
+  if (static_cast<int>(claimed->size()) >= options_.claim_limit) next_due_ = now;
 
-  // Group by target, keeping the claim order (oldest first).
+  // Group by target, oldest first.
   std::map<std::string, std::vector<store::StoredIntent>> by_target;
   std::vector<std::int64_t> no_target;
   for (auto& i : *claimed) {
@@ -129,18 +157,20 @@ void Worker::deliver_round(std::int64_t now) {
           const auto last = last_sent_.find(target_id);
           const std::int64_t quiet_from =
               last == last_sent_.end() ? 0 : last->second + options_.coalesce_window.count();
+          if (now < quiet_from) {
+            // At most one message per target and window, follow-ups included.
+            for (const auto& i : intents) defers.emplace_back(i.id, quiet_from);
+            continue;
+          }
           Message m;
           m.target = *it;
           if (follow_up) {
             m.intents = intents;  // the deferred (and any newer) go out together
-          } else if (now >= quiet_from) {
+          } else {
             m.intents.push_back(intents.front());  // the first alert never waits
             for (std::size_t k = 1; k < intents.size(); ++k) {
               defers.emplace_back(intents[k].id, now + options_.coalesce_window.count());
             }
-          } else {
-            for (const auto& i : intents) defers.emplace_back(i.id, quiet_from);
-            continue;
           }
           m.notice.account_id = account->id;
           m.notice.account_name = account->username;
@@ -168,26 +198,23 @@ void Worker::deliver_round(std::int64_t now) {
     return;  // the leases run out and the intents come back
   }
 
-  // Deliver (network I/O, outside any transaction).
+  // Deliver (network I/O, outside any transaction), several at once: a round of a storm
+  // holds hundreds of messages, and each waits for its server's replies.
   struct Outcome {
     const Message* message;
     Delivery result;
   };
+  std::vector<std::optional<Delivery>> results(messages.size());
+  for_each_parallel(messages.size(), options_.concurrency,
+                    [&](std::size_t k) { results[k] = deliver_one(messages[k]); });
   std::vector<Outcome> outcomes;
-  for (const auto& m : messages) {
-    Channel* channel = nullptr;
-    switch (m.target.kind) {
-      case store::TargetKind::email: channel = channels_.email; break;
-      case store::TargetKind::webhook: channel = channels_.webhook; break;
-      case store::TargetKind::ntfy: channel = channels_.ntfy; break;
-    }
-    Delivery result = channel != nullptr
-                          ? channel->deliver(m.target, m.notice)
-                          : Delivery{Unexpected<DeliveryError>{
-                                {true, std::string(store::to_string(m.target.kind)) +
-                                           " notifications are not configured on this server"}}};
-    if (result) last_sent_[m.target.id] = clock_.unix_ms();
-    outcomes.push_back({&m, std::move(result)});
+  outcomes.reserve(messages.size());
+  for (std::size_t k = 0; k < messages.size(); ++k) {
+    // The round's time, not the delivery's: intents deferred in this round wait until
+    // now + window, and later ones of the same target until the same moment, so that they
+    // all go out as one follow-up however long the deliveries took.
+    if (*results[k]) last_sent_[messages[k].target.id] = now;
+    outcomes.push_back({&messages[k], std::move(*results[k])});
   }
 
   // Record everything in one transaction.
@@ -278,6 +305,25 @@ void Worker::deliver_round(std::int64_t now) {
   metrics_.retries.fetch_add(retried, std::memory_order_relaxed);
   metrics_.failed.fetch_add(failed, std::memory_order_relaxed);
   metrics_.deferred.fetch_add(defers.size(), std::memory_order_relaxed);
+}
+
+Delivery Worker::deliver_one(const Message& m) const {
+  Channel* channel = nullptr;
+  switch (m.target.kind) {
+    case store::TargetKind::email: channel = channels_.email; break;
+    case store::TargetKind::webhook: channel = channels_.webhook; break;
+    case store::TargetKind::ntfy: channel = channels_.ntfy; break;
+  }
+  if (channel == nullptr) {
+    return Unexpected<DeliveryError>{
+        {true, std::string(store::to_string(m.target.kind)) +
+                   " notifications are not configured on this server"}};
+  }
+  try {
+    return channel->deliver(m.target, m.notice);
+  } catch (const std::exception& e) {  // out of memory, mostly: try again later
+    return Unexpected<DeliveryError>{{false, std::string("delivery failed: ") + e.what()}};
+  }
 }
 
 void Worker::send_verifications(std::int64_t now) {

@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
 
 #include "dag/common/encoding.hpp"
 #include "dag/store/sqlite.hpp"
@@ -29,6 +34,7 @@ class FakeChannel final : public Channel, public Verifier {
  public:
   Delivery deliver(const store::NotificationTarget& target, const Notice& notice) override {
     calls.push_back({target.address, notice});
+    if (during) during();
     if (!script.empty()) {
       auto next = script.front();
       script.pop_front();
@@ -47,6 +53,7 @@ class FakeChannel final : public Channel, public Verifier {
   };
   std::vector<Call> calls;
   std::deque<std::optional<DeliveryError>> script;  ///< per call: nullopt = success
+  std::function<void()> during;                     ///< runs inside each delivery
   std::vector<std::pair<std::string, std::string>> verifications;
 };
 
@@ -152,6 +159,129 @@ TEST_F(WorkerTest, AStormIsTheFirstAlertAndOneFollowUp) {
   EXPECT_EQ(follow.items.back().device_id, "dag-19");
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(metrics_.sent.load(), 2U);
+}
+
+// The window is counted from the round that sent the first alert, not from when its
+// delivery ended: intents held in that round and intents that came during a slow delivery
+// go out together.
+TEST_F(WorkerTest, ASlowFirstAlertStillMakesOneFollowUp) {
+  channel_.during = [&] { clock_.advance(2s); };  // the relay takes 2 s per message
+  intent(1, email_.id);
+  intent(2, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  channel_.during = nullptr;
+  clock_.advance(100ms);  // kT0 + 2.1 s
+  intent(3, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);
+  clock_.set_unix_ms(kT0 + 5000);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 2U);
+  EXPECT_TRUE(channel_.calls[1].notice.follow_up);
+  EXPECT_EQ(channel_.calls[1].notice.items.size(), 2U);
+  clock_.advance(10s);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(pending(), 0);
+}
+
+// Claims smaller than the outbox take whole targets: each target still gets one alert and
+// one follow-up with all the rest, however the claims cut the outbox.
+TEST_F(WorkerTest, ClaimsThatCutATargetsIntentsStillMakeOneFollowUpEach) {
+  std::vector<std::string> targets{email_.id};
+  {
+    auto tx = must(store_->begin());
+    for (const char* a : {"bob@example.com", "carol@example.com"}) {
+      targets.push_back(
+          must(tx->add_target({account_.id, store::TargetKind::email, a, true, std::nullopt, kT0}))
+              .id);
+    }
+    must(tx->commit());
+  }
+  // Three intents per target: when the follow-ups are due, a claim of 3 takes two of one
+  // target and one of the next.
+  auto options = options_;
+  options.claim_limit = 3;
+  Worker worker(*store_, clock_, options, Channels{&channel_, nullptr, nullptr, nullptr}, metrics_);
+  for (int i = 0; i < 3; ++i) {
+    for (const auto& t : targets) intent(i, t);
+  }
+  const auto rounds_until = [&](std::int64_t until) {
+    for (int n = 0; n < 100; ++n) {
+      const auto due = worker.run_once();
+      if (due <= clock_.unix_ms()) continue;  // a full claim: more are due now
+      if (clock_.unix_ms() >= until) return;
+      clock_.set_unix_ms(std::min(until, due));
+    }
+  };
+  rounds_until(kT0 + 5000);
+  rounds_until(kT0 + 20'000);
+  std::map<std::string, std::vector<std::size_t>> sizes;
+  for (const auto& c : channel_.calls) sizes[c.address].push_back(c.notice.items.size());
+  for (const char* a : {"alice@example.com", "bob@example.com", "carol@example.com"}) {
+    EXPECT_EQ(sizes[a], (std::vector<std::size_t>{1, 2})) << a;
+  }
+  EXPECT_EQ(pending(), 0);
+}
+
+// A channel that holds every delivery until `want` of them are in progress at once (or a
+// bound passes): with deliveries one after another it never sees more than one.
+class ParallelChannel final : public Channel {
+ public:
+  explicit ParallelChannel(int want) : want_(want) {}
+  Delivery deliver(const store::NotificationTarget& target, const Notice& /*notice*/) override {
+    std::unique_lock lock(mutex_);
+    ++in_flight_;
+    most_ = std::max(most_, in_flight_);
+    cv_.notify_all();
+    cv_.wait_for(lock, 2s, [&] { return most_ >= want_; });
+    --in_flight_;
+    addresses_.push_back(target.address);
+    return {};
+  }
+  int most() {
+    std::lock_guard lock(mutex_);
+    return most_;
+  }
+  std::vector<std::string> addresses() {
+    std::lock_guard lock(mutex_);
+    return addresses_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int want_;
+  int in_flight_{0};
+  int most_{0};
+  std::vector<std::string> addresses_;
+};
+
+TEST_F(WorkerTest, DeliversARoundsMessagesInParallel) {
+  std::vector<std::string> ids{email_.id};
+  {
+    auto tx = must(store_->begin());
+    for (const char* a : {"b@example.com", "c@example.com", "d@example.com", "e@example.com"}) {
+      ids.push_back(
+          must(tx->add_target({account_.id, store::TargetKind::email, a, true, std::nullopt, kT0}))
+              .id);
+    }
+    must(tx->commit());
+  }
+  ParallelChannel parallel(4);
+  auto options = options_;
+  options.concurrency = 4;
+  Worker worker(*store_, clock_, options, Channels{&parallel, nullptr, nullptr, nullptr}, metrics_);
+  for (std::size_t k = 0; k < ids.size(); ++k) intent(static_cast<int>(k), ids[k]);
+  worker.run_once();
+  EXPECT_EQ(parallel.most(), 4);
+  auto got = parallel.addresses();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"alice@example.com", "b@example.com", "c@example.com",
+                                           "d@example.com", "e@example.com"}));
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.sent.load(), 5U);
 }
 
 TEST_F(WorkerTest, AnAlertWithinTheWindowJoinsTheFollowUp) {

@@ -3,6 +3,7 @@
 // formats, and e-mail verification tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -190,6 +191,33 @@ TEST_F(NotificationsTest, AnIntentKeepsItsTargetThroughClaims) {
   EXPECT_EQ(claimed[0].intent.target_id, target.id);
   EXPECT_EQ(claimed[1].id, none);
   EXPECT_EQ(claimed[1].intent.target_id, std::nullopt);
+}
+
+// A claim never splits a target's due intents: they would become two messages.
+TEST_F(NotificationsTest, ClaimsTakeWholeTargetsInTheOrderOfTheirOldestIntent) {
+  auto tx = begin();
+  const NotificationTarget a = add_email(*tx, "a@example.org", kT0, true);
+  const NotificationTarget b = add_email(*tx, "b@example.org", kT0, true);
+  // Interleaved, as a storm's intents are: a, b, a, b, a, then one without a target.
+  std::vector<std::int64_t> of_a, of_b;
+  for (int k = 0; k < 5; ++k) {
+    const auto& t = k % 2 == 0 ? a : b;
+    (k % 2 == 0 ? of_a : of_b).push_back(must(tx->enqueue_intent(intent(t.id, kT0 + k))));
+  }
+  const auto lone = must(tx->enqueue_intent(intent(std::nullopt, kT0 + 5)));
+  const auto ids = [](const std::vector<StoredIntent>& v) {
+    std::vector<std::int64_t> out;
+    for (const auto& i : v) out.push_back(i.id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  // A limit of 2 ends inside a's three: a comes whole, b waits.
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_a);
+  // Then b's two reach the limit; the lone intent waits for the next claim.
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_b);
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))),
+            std::vector<std::int64_t>{lone});
+  EXPECT_TRUE(must(tx->claim_intents(kT0 + 10, 2, "n", kLease)).empty());
 }
 
 TEST_F(NotificationsTest, AnUnknownTargetOrAnotherAccountsIsNotFoundAndQueuesNothing) {

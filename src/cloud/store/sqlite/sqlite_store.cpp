@@ -400,11 +400,19 @@ constexpr const char* kInsertIntent =
     "observed_at_ms, created_at_ms, payload, next_attempt_at_ms, target_id) "
     "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9 WHERE ?9 IS NULL OR EXISTS ("
     "SELECT 1 FROM notification_targets WHERE id = ?9 AND account_id = ?1)";
+// Whole targets: every due intent of each target taken, targets in the order of their
+// oldest due intent, until the limit is reached (the last target may pass it). A target's
+// intents split over two claims would go out as two messages. An intent without a target
+// is a group of its own.
 constexpr const char* kClaimIntents =
+    "WITH due AS (SELECT id, coalesce(target_id, '#' || id) AS grp, next_attempt_at_ms "
+    "FROM outbox WHERE status = 'pending' AND next_attempt_at_ms <= ?1 "
+    "AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1)), "
+    "grps AS (SELECT grp, count(*) AS n, min(next_attempt_at_ms) AS first FROM due GROUP BY grp), "
+    "chosen AS (SELECT grp FROM (SELECT grp, n, sum(n) OVER (ORDER BY first, grp) AS upto "
+    "FROM grps) WHERE upto - n < ?2) "
     "UPDATE outbox SET claimed_by = ?3, claimed_until_ms = ?4, attempts = attempts + 1 "
-    "WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at_ms <= ?1 "
-    "AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1) "
-    "ORDER BY next_attempt_at_ms, id LIMIT ?2) RETURNING " DAG_INTENT_COLUMNS;
+    "WHERE id IN (SELECT id FROM due WHERE grp IN chosen) RETURNING " DAG_INTENT_COLUMNS;
 constexpr const char* kSelectIntent = "SELECT " DAG_INTENT_COLUMNS " FROM outbox WHERE id = ?1";
 constexpr const char* kSelectIntentStatus = "SELECT status FROM outbox WHERE id = ?1";
 constexpr const char* kUpdateIntentDone =

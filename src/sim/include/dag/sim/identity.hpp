@@ -5,8 +5,9 @@
 //                  (cert.pem, key.pem, ca.pem): devices that dagctl provisioned for real.
 //   mint           certificates signed in memory by the deployment's CA (--ca-cert,
 //                  --ca-key), for benchmarks and tests: nothing is written to disk.
-//   provision      registers minted devices in dagd's database (accounts of 1..10 dags),
-//                  so that dagd accepts their reports.
+//   provision      registers minted devices in dagd's database (accounts of 1..10 dags,
+//                  optionally with a verified owner e-mail), so that dagd accepts their
+//                  reports and mails their owners.
 //
 // Blocking: file and database I/O; minting is CPU-bound (about a millisecond a device,
 // spread over `threads`). Thread-safety: free functions, no shared state.
@@ -15,6 +16,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dag/common/pki.hpp"
@@ -52,16 +55,42 @@ struct ProvisionResult {
   std::size_t accounts_created{0};
   std::size_t devices_created{0};
   std::size_t devices_existing{0};
+  std::size_t targets_created{0};
 };
 
+struct ProvisionOptions {
+  /// Accounts are named `<prefix>acct-<n>` (n = the account's index, 6 digits).
+  std::string prefix{"sim-"};
+  /// Each account's size is drawn uniformly from [min_account_size, max_account_size]
+  /// (1..10) with `seed`; equal bounds give every account that size (the last one may be
+  /// smaller).
+  int min_account_size{1};
+  int max_account_size{1};
+  std::uint64_t seed{1};
+  /// When set, each account gets a verified e-mail target `<username>@<domain>`, so that
+  /// dagd mails its owner (a storm then measures the notifications too).
+  std::string owner_email_domain{};
+  std::int64_t now_ms{0};
+};
+
+/// The accounts' sizes for `count` dags (summing to `count`), as provision() groups them.
+/// Errors: invalid_argument (bounds outside 1..10, min > max).
+Result<std::vector<std::size_t>> account_sizes(std::size_t count, int min_size, int max_size,
+                                               std::uint64_t seed);
+
+/// "5" or "1-10": the bounds of --account-size. Errors: invalid_argument.
+Result<std::pair<int, int>> parse_account_size(std::string_view text);
+
 /// Makes sure every id exists in the dagd database at `db` (created and migrated if
-/// missing): ids are grouped in order into accounts of `account_size` (1..10), named
-/// `<prefix>acct-<n>`, that nobody can log in to. Devices that exist already are kept
-/// as they are (with their history). Commits in chunks of 500 devices.
-/// Errors: invalid_argument (account_size), io/unavailable for the database (message
-/// carries the store's), conflict when an id belongs to another account.
+/// missing): ids are grouped in order into accounts (sizes by account_sizes()) that
+/// nobody can log in to, each with its owner e-mail target when asked. Devices, accounts
+/// and targets that exist already are kept as they are (devices with their history).
+/// Commits in chunks of about 500 devices.
+/// Errors: invalid_argument (sizes, a domain that makes invalid addresses, an id that
+/// belongs to another account: the same ids grouped with another seed or size),
+/// io/unavailable for the database (message carries the store's).
 Result<ProvisionResult> provision(const std::filesystem::path& db,
-                                  const std::vector<std::string>& ids, std::string_view prefix,
-                                  int account_size, std::int64_t now_ms);
+                                  const std::vector<std::string>& ids,
+                                  const ProvisionOptions& options);
 
 }  // namespace dag::sim

@@ -22,9 +22,10 @@ enum class ScenarioKind {
   flap,     ///< the selected dags' power toggles every flap_period_ms / 2 for the duration
   network,  ///< the selected dags lose their network for outage_ms; power goes off meanwhile
   drain,    ///< the selected dags lose power; their battery is empty at 80 % of the duration
+  rolling,  ///< the selected dags lose power one after another, interval_ms apart
 };
 
-/// "storm", "random", "flap", "network", "drain". Errors: invalid_argument.
+/// "storm", "random", "flap", "network", "drain", "rolling". Errors: invalid_argument.
 Result<ScenarioKind> parse_scenario(std::string_view name);
 std::string_view to_string(ScenarioKind kind) noexcept;
 
@@ -36,6 +37,7 @@ struct ScenarioSpec {
   std::int64_t storm_window_ms{1000};
   std::int64_t outage_ms{5000};       ///< network: length; random: mean length
   std::int64_t flap_period_ms{1000};  ///< one off+on cycle
+  std::int64_t interval_ms{1000};     ///< rolling: between one dag's cut and the next
 };
 
 enum class ActionKind { power_off, power_on, network_down, network_up, drain_start };
@@ -55,7 +57,8 @@ struct Plan {
 
 /// The plan for `devices` dags. Every action falls in [0, duration_ms] (a network outage
 /// that would outlast the scenario ends with it, so the drain phase sees every dag back).
-/// Errors: invalid_argument (percent outside 0..100, non-positive durations or periods).
+/// Errors: invalid_argument (percent outside 0..100, non-positive durations or periods, a
+/// rolling outage that does not fit in the duration).
 Result<Plan> make_plan(const ScenarioSpec& spec, std::uint32_t devices);
 
 }  // namespace dag::sim

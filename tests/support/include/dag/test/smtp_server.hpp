@@ -21,6 +21,8 @@
 // other threads meanwhile).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -55,6 +57,10 @@ struct SmtpServerOptions {
   bool require_tls{false};
   /// Fixed port; default: a free loopback port (retried if taken meanwhile).
   std::optional<std::uint16_t> port{};
+  /// Parse only each message's headers (benchmarks): received mails then carry key,
+  /// envelope, subject and the TLS/AUTH facts, no headers list, parts or defects. The full
+  /// parse costs the server's single thread milliseconds per message.
+  bool headers_only{false};
   /// Bound for start() and stop().
   std::chrono::milliseconds timeout{std::chrono::seconds{10}};
 };
@@ -102,6 +108,8 @@ class SmtpServer {
   /// "smtp://127.0.0.1:<port>" ("smtps://..." with implicit TLS).
   [[nodiscard]] std::string url() const;
   [[nodiscard]] std::filesystem::path maildir() const { return dir_ / "Maildir"; }
+  /// The server process of the current run (for CPU figures); -1 when stopped.
+  [[nodiscard]] pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   /// Ends the server (SIGTERM, then SIGKILL after the timeout). Connections are refused
   /// until start(). Messages stored so far stay.

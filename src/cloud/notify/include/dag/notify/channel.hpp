@@ -5,7 +5,8 @@
 // Errors: a DeliveryError is permanent (the target refuses: SMTP 5xx, HTTP 4xx other than
 // 408/429, a malformed address) or transient (anything that may work later: timeouts,
 // connection refused, SMTP 4xx, HTTP 5xx/408/429); the worker retries only transient ones.
-// Thread-safety: deliver() may be called from one thread at a time per channel object.
+// Thread-safety: deliver() may be called from several threads at once (the worker
+// delivers a round's messages in parallel); implementations lock what they share.
 // Blocking: deliver() does network I/O, bounded by the channel's timeouts.
 #pragma once
 

@@ -17,8 +17,9 @@
 // about our side rather than the recipient (5xx to AUTH or to MAIL FROM: fix the
 // configuration and the retries go out). The reason quotes the server's refusal.
 //
-// Thread-safety: deliver() and send_verification() may be called from one thread at a
-// time per object (one libcurl handle, whose connection cache they share).
+// Thread-safety: deliver() and send_verification() may be called from several threads at
+// once: each transfer borrows a libcurl handle of the channel's pool (with its open SMTP
+// connection), so parallel deliveries use parallel sessions.
 // Blocking: both do network I/O bounded by SmtpOptions::timeout.
 #pragma once
 

@@ -41,8 +41,8 @@
 // connection failures, 5xx, 408, 429). The reason quotes the status and the start of the
 // answer's body.
 //
-// Thread-safety: deliver() from one thread at a time per object. Blocking: network I/O
-// bounded by HttpOptions (connect 5 s, total 10 s by default).
+// Thread-safety: deliver() from several threads at once (a pool of libcurl handles). Blocking:
+// network I/O bounded by HttpOptions (connect 5 s, total 10 s by default).
 #pragma once
 
 #include <memory>

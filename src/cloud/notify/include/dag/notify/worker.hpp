@@ -11,7 +11,8 @@
 //    deferred to the end of the window; intents that were deferred (or are being retried)
 //    go out together as one follow-up ("3 more of your dags lost power"). So a storm costs
 //    an account two messages per target, and a lone outage is never held back;
-// 3. delivers through the target's channel and records the outcome: done; a transient
+// 3. delivers through the target's channel, up to `concurrency` messages at once, and
+//    records the outcome: done; a transient
 //    failure is retried with exponential backoff (retry_initial doubling up to retry_max)
 //    until give_up_after since the intent was made, then failed with the reason; a
 //    permanent failure fails at once. The target's failure count and last error are kept
@@ -19,7 +20,8 @@
 // The idempotency key of a message (Message-ID, Idempotency-Key) is derived from its
 // target and intents, so a retry of the same message carries the same key.
 //
-// Thread-safety: run() on one thread; wake() and stop() from any thread.
+// Thread-safety: run() on one thread; wake() and stop() from any thread. With concurrency
+// above 1 a round calls the channels' deliver() from several threads at once.
 // Blocking: run_once() does store I/O and network I/O (bounded by the channels' timeouts).
 #pragma once
 
@@ -55,6 +57,8 @@ struct WorkerOptions {
   std::chrono::milliseconds give_up_after{24 * 3'600'000};
   std::chrono::milliseconds lease{120'000};
   int claim_limit{500};
+  /// Messages of a round delivered at once (threads of the round); 1: one after another.
+  int concurrency{1};
   /// Idle rounds this often (intents of other replicas, retries, deferred follow-ups).
   std::chrono::milliseconds poll{1000};
   /// Public base URL of the dashboard and API (no trailing slash): links in messages.
@@ -102,6 +106,8 @@ class Worker {
  private:
   struct Message;
   void deliver_round(std::int64_t now);
+  /// Through the target's channel; thread-safe (reads channels_ only).
+  Delivery deliver_one(const Message& m) const;
   void send_verifications(std::int64_t now);
 
   store::Store& store_;

@@ -246,9 +246,13 @@ class Transaction {
   /// (account or device; the target is unknown or not the account's), invalid_argument
   /// (payload not a compact JSON object, device_name over 128 bytes).
   virtual StoreResult<std::int64_t> enqueue_intent(const Intent& intent) = 0;
-  /// Claims up to `limit` pending intents whose next attempt is due and that nobody holds
-  /// a live lease on, oldest first, counting an attempt on each. Same lease rules and
-  /// errors as claim_due_timers.
+  /// Claims pending intents whose next attempt is due and that nobody holds a live lease
+  /// on, counting an attempt on each, by whole targets: every due intent of a target or
+  /// none (a target's intents split over two claims would become two messages), targets
+  /// in the order of their oldest due intent, until `limit` intents are reached (the last
+  /// target may pass it). An intent without a target counts as a target of its own.
+  /// Returned by next attempt, then oldest first. Same lease rules and errors as
+  /// claim_due_timers.
   virtual StoreResult<std::vector<StoredIntent>> claim_intents(std::int64_t now_ms, int limit,
                                                                std::string_view owner,
                                                                std::int64_t lease_ms) = 0;

@@ -1,0 +1,805 @@
+// The outage storm, end to end, on a deployment made by `dagctl init`: Mosquitto on its
+// rendered configuration (TLS client certificates, the per-device ACL, the presence plugin,
+// the CRL), the release dagd on SQLite mailing a real SMTP server (aiosmtpd writing a
+// Maildir), and dag-sim playing N dags, each a real dag-edge agent with its own certificate
+// and MQTT/TLS connection, grouped into accounts of 1..10 dags whose owners have a verified
+// e-mail address.
+//
+//   storm   for each N of --devices: every dag connects, then all of them (--percent)
+//           lose power within 1 s. Measured: per dag, observedAt (the power edge) →
+//           persisted (the dag's /update/accepted: dagd publishes it after the commit),
+//           p50/p99; the last publish → every shadow persisted; the storm's start → every
+//           coalesced e-mail accepted by the SMTP server (two per account of two or more
+//           dags: the first alert at once, one follow-up when the coalescing window ends);
+//           CPU and peak RSS of dagd and Mosquitto. In the same run a bare subscriber on the
+//           broker's service listener receives the same reports: the broker's and this
+//           machine's limit. Every cut is then looked up in dagd's database.
+//   single  --outages K dags, each in its own account, lose power one after another, 1 s
+//           apart (dag-sim's rolling scenario): the power edge → the owner's mail accepted
+//           by the SMTP server, p50 over the K outages.
+//
+// Usage: storm_bench [flags], each with a value:
+//   --devices LIST (2000,10000)  storm sizes, one fresh deployment each; 0: no storm
+//   --outages K (100)            single outages; 0: none
+//   --percent P (100)            share of the dags the storm cuts
+//   --account-size S (1-10)      dags per account (dag-sim's --account-size)
+//   --sim-threads T (2), --connect-concurrency C (64)   dag-sim's
+//   --seed S (1)
+//   --timeout-s T (300)          bound for each phase
+//   --dagd-bin, --dagctl-bin, --sim-bin PATH   default: the ones built with this program
+// Needs `ulimit -Hn` above twice the largest N (dag-sim and Mosquitto each hold a socket
+// per dag). Prints a table on stderr and one JSON line on stdout; exit status 1 when a
+// phase did not complete (the goals are reported, not enforced). Figures go in
+// docs/benchmarks.md.
+#include <fmt/format.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <nlohmann/json.hpp>
+#include <pwd.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dag/test/ports.hpp"
+#include "dag/test/process.hpp"
+#include "dag/test/smtp_server.hpp"
+#include "dag/test/temp_dir.hpp"
+
+#include "bench_support.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using dag::bench::cpu_seconds;
+using dag::bench::die;
+using dag::bench::proc_status;
+using dag::test::Process;
+
+constexpr std::string_view kOwnerDomain = "owners.example";
+
+struct Args {
+  std::vector<int> devices{2'000, 10'000};
+  int outages{100};
+  double percent{100};
+  std::string account_size{"1-10"};
+  int sim_threads{2};
+  int connect_concurrency{64};
+  int seed{1};
+  int timeout_s{300};
+  std::string dagd_bin{DAG_DAGD_BIN};
+  std::string dagctl_bin{DAG_DAGCTL_BIN};
+  std::string sim_bin{DAG_SIM_BIN};
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+double round1(double v) {
+  return std::round(v * 10) / 10;
+}
+double round3(double v) {
+  return std::round(v * 1000) / 1000;
+}
+
+// {"count","p50","p90","p99","max"} in ms, one decimal.
+json spread(const std::vector<double>& v) {
+  if (v.empty()) return {{"count", 0}};
+  return {{"count", v.size()},
+          {"p50", round1(dag::bench::percentile(v, 0.5))},
+          {"p90", round1(dag::bench::percentile(v, 0.9))},
+          {"p99", round1(dag::bench::percentile(v, 0.99))},
+          {"max", round1(*std::max_element(v.begin(), v.end()))}};
+}
+
+std::string whoami() {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::array<char, 4096> buf{};
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return "root";
+  }
+  return pw.pw_name;
+}
+
+json machine() {
+  std::string model;
+  std::ifstream cpu("/proc/cpuinfo");
+  for (std::string line; std::getline(cpu, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  utsname u{};
+  ::uname(&u);
+  const auto mem = dag::bench::proc_status_file("/proc/meminfo");
+  auto version = dag::test::run_to_end({"mosquitto", "-h"}, 10s).output;
+  version = version.substr(0, version.find('\n'));
+  return {{"cpu", model},
+          {"cores", std::thread::hardware_concurrency()},
+          {"memGiB", mem.count("MemTotal")
+                         ? round1(static_cast<double>(mem.at("MemTotal")) / (1024.0 * 1024.0))
+                         : 0.0},
+          {"kernel", std::string(u.release)},
+          {"mosquitto", version},
+          {"load1", [] {
+             double l[1]{};
+             return ::getloadavg(l, 1) == 1 ? round1(l[0]) : -1.0;
+           }()}};
+}
+
+// ---- /proc sampling -----------------------------------------------------------------------
+
+// CPU seconds of a few processes every 100 ms, so that a phase whose start is only known
+// afterwards (the storm's first cut, from dag-sim's per-dag file) can be cut out.
+class Sampler {
+ public:
+  struct Sample {
+    std::int64_t at_ms;
+    std::array<double, 4> cpu;  // dagd, mosquitto, dag-sim, SMTP server
+  };
+  enum Who { kDagd = 0, kBroker = 1, kSim = 2, kSmtp = 3 };
+
+  Sampler(pid_t dagd, pid_t broker, pid_t smtp) {
+    pids_[kDagd] = dagd;
+    pids_[kBroker] = broker;
+    pids_[kSmtp] = smtp;
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Sampler() { stop(); }
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  void set_sim(pid_t pid) { pids_[kSim] = pid; }
+  void stop() {
+    {
+      std::lock_guard l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // CPU seconds of `who` between two epoch times (nearest samples).
+  double cpu_between(Who who, std::int64_t from_ms, std::int64_t to_ms) const {
+    std::lock_guard l(mu_);
+    const auto at = [&](std::int64_t t) {
+      const auto it = std::lower_bound(samples_.begin(), samples_.end(), t,
+                                       [](const Sample& s, std::int64_t v) { return s.at_ms < v; });
+      return it == samples_.end() ? samples_.back().cpu[who] : it->cpu[who];
+    };
+    if (samples_.empty()) return 0;
+    return at(to_ms) - at(from_ms);
+  }
+
+ private:
+  void loop() {
+    std::unique_lock l(mu_);
+    while (!stop_) {
+      Sample s{now_ms(), {}};
+      for (int w = 0; w < 4; ++w) {
+        const pid_t p = pids_[static_cast<std::size_t>(w)].load();
+        s.cpu[static_cast<std::size_t>(w)] = p > 0 ? cpu_seconds(p) : 0;
+      }
+      // A process that ended reads 0: keep its last figure.
+      if (!samples_.empty()) {
+        for (std::size_t w = 0; w < 4; ++w) s.cpu[w] = std::max(s.cpu[w], samples_.back().cpu[w]);
+      }
+      samples_.push_back(s);
+      cv_.wait_for(l, 100ms, [&] { return stop_; });
+    }
+  }
+
+  std::array<std::atomic<pid_t>, 4> pids_{};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_{false};
+  std::vector<Sample> samples_;
+  std::thread thread_;
+};
+
+// ---- the bare subscriber --------------------------------------------------------------------
+
+// A plain libmosquitto subscriber on $aws/things/+/shadow/update with a service identity
+// (dagctl's certificate), noting when each dag's "off" report arrived.
+class BareSubscriber {
+ public:
+  BareSubscriber(const fs::path& state, int port) {
+    m_ = mosquitto_new("bench-bare", true, this);
+    if (m_ == nullptr) die("mosquitto_new failed");
+    mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(m_, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_int_option(m_, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);  // dagd's mqtt.max_inflight
+    const auto ca = (state / "ca/ca.pem").string();
+    const auto cert = (state / "dagctl/dagctl.pem").string();
+    const auto key = (state / "dagctl/dagctl.key").string();
+    if (mosquitto_tls_set(m_, ca.c_str(), nullptr, cert.c_str(), key.c_str(), nullptr) !=
+        MOSQ_ERR_SUCCESS) {
+      die("mosquitto_tls_set failed");
+    }
+    mosquitto_connect_v5_callback_set(
+        m_, [](mosquitto*, void* self, int rc, int, const mosquitto_property*) {
+          auto* s = static_cast<BareSubscriber*>(self);
+          std::lock_guard l(s->mu_);
+          s->connack_ = rc;
+          s->cv_.notify_all();
+        });
+    mosquitto_subscribe_callback_set(m_, [](mosquitto*, void* self, int, int, const int*) {
+      auto* s = static_cast<BareSubscriber*>(self);
+      std::lock_guard l(s->mu_);
+      s->subscribed_ = true;
+      s->cv_.notify_all();
+    });
+    mosquitto_message_callback_set(m_, [](mosquitto*, void* self, const mosquitto_message* msg) {
+      static_cast<BareSubscriber*>(self)->on_message(msg);
+    });
+    if (mosquitto_connect(m_, "127.0.0.1", port, 60) != MOSQ_ERR_SUCCESS) {
+      die("bare subscriber: connect failed");
+    }
+    mosquitto_loop_start(m_);
+    std::unique_lock l(mu_);
+    if (!cv_.wait_for(l, 10s, [&] { return connack_.has_value(); }) || *connack_ != 0) {
+      die("bare subscriber: no CONNACK");
+    }
+    l.unlock();
+    if (mosquitto_subscribe(m_, nullptr, "$aws/things/+/shadow/update", 1) != MOSQ_ERR_SUCCESS) {
+      die("bare subscriber: subscribe failed");
+    }
+    l.lock();
+    if (!cv_.wait_for(l, 10s, [&] { return subscribed_; })) die("bare subscriber: no SUBACK");
+  }
+  ~BareSubscriber() {
+    mosquitto_disconnect(m_);
+    mosquitto_loop_stop(m_, false);
+    mosquitto_destroy(m_);
+  }
+  BareSubscriber(const BareSubscriber&) = delete;
+  BareSubscriber& operator=(const BareSubscriber&) = delete;
+
+  // Device id -> when its first "off" report arrived (epoch ms).
+  std::map<std::string, std::int64_t> offs() const {
+    std::lock_guard l(mu_);
+    return offs_;
+  }
+  std::int64_t messages() const { return messages_.load(); }
+
+ private:
+  void on_message(const mosquitto_message* msg) {
+    const std::int64_t at = now_ms();
+    messages_.fetch_add(1);
+    const std::string_view topic = msg->topic;
+    constexpr std::string_view kPrefix = "$aws/things/";
+    const auto end = topic.find('/', kPrefix.size());
+    if (topic.rfind(kPrefix, 0) != 0 || end == std::string_view::npos) return;
+    const std::string_view payload(static_cast<const char*>(msg->payload),
+                                   static_cast<std::size_t>(msg->payloadlen));
+    // The cheap test first: most reports of a storm run are "off" anyway.
+    if (payload.find(R"("status":"off")") == std::string_view::npos) return;
+    std::lock_guard l(mu_);
+    offs_.emplace(std::string(topic.substr(kPrefix.size(), end - kPrefix.size())), at);
+  }
+
+  mosquitto* m_{nullptr};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<int> connack_;
+  bool subscribed_{false};
+  std::map<std::string, std::int64_t> offs_;
+  std::atomic<std::int64_t> messages_{0};
+};
+
+// ---- a deployment ---------------------------------------------------------------------------
+
+// dagctl init + Mosquitto + SMTP server + dagd, each a real process, on free loopback ports.
+class Deployment {
+ public:
+  explicit Deployment(const Args& a) : args_(a) {
+    auto smtp = dag::test::SmtpServer::start({.headers_only = true});
+    if (!smtp) die("SMTP server: " + smtp.error().message);
+    smtp_ = std::move(*smtp);
+    auto device_port = dag::test::free_loopback_port();
+    auto service_port = dag::test::free_loopback_port();
+    if (!device_port || !service_port) die("no free port");
+    device_port_ = *device_port;
+    service_port_ = *service_port;
+    auto init = dag::test::run_to_end(
+        {a.dagctl_bin, "--dir", state().string(), "init", "--host", "127.0.0.1", "--device-port",
+         std::to_string(device_port_), "--service-port", std::to_string(service_port_),
+         "--broker-user", whoami()},
+        60s);
+    if (!init.status.success()) die("dagctl init: " + init.output);
+    // The device listener listens on every interface in a deployment; here loopback only.
+    const auto conf_file = state() / "broker/mosquitto.conf";
+    std::string conf = read_file(conf_file);
+    const std::string any = "\nlistener " + std::to_string(device_port_) + "\n";
+    const auto at = conf.find(any);
+    if (at == std::string::npos) die("no device listener in " + conf_file.string());
+    conf.replace(at, any.size(), "\nlistener " + std::to_string(device_port_) + " 127.0.0.1\n");
+    std::ofstream(conf_file, std::ios::trunc) << conf;
+
+    auto broker = Process::spawn(
+        {.argv = {"mosquitto", "-c", conf_file.string()}, .log_file = dir_ / "mosquitto.log"});
+    if (!broker) die("mosquitto: " + broker.error().message);
+    broker_ = std::move(*broker);
+    if (!broker_->wait_for_line(std::regex{R"(mosquitto version \S+ running)"}, 20s)) {
+      die("mosquitto did not start:\n" + broker_->output());
+    }
+    auto dagd = Process::spawn({.argv = {a.dagd_bin, "-c", (state() / "dagd/dagd.toml").string()},
+                                .env = {{"DAG_API_PORT", "0"},
+                                        {"DAG_API_PUBLIC_URL", "http://dashboard.test"},
+                                        {"DAG_SMTP_URL", smtp_->url()},
+                                        {"DAG_SMTP_STARTTLS", "none"},
+                                        {"DAG_SMTP_FROM", "detectordag <dag@dashboard.test>"}},
+                                .log_file = dir_ / "dagd.log"});
+    if (!dagd) die("dagd: " + dagd.error().message);
+    dagd_ = std::move(*dagd);
+    if (!dagd_->wait_for_line("mqtt.subscribed", 30s))
+      die("dagd did not start:\n" + dagd_->output());
+  }
+  ~Deployment() {
+    if (dagd_) dagd_->stop();
+    if (broker_) broker_->stop();
+  }
+  Deployment(const Deployment&) = delete;
+  Deployment& operator=(const Deployment&) = delete;
+
+  [[nodiscard]] fs::path state() const { return dir_ / "state"; }
+  [[nodiscard]] const fs::path& dir() const { return dir_.path(); }
+  [[nodiscard]] fs::path database() const { return state() / "dagd/dagd.db"; }
+  [[nodiscard]] int device_port() const { return device_port_; }
+  [[nodiscard]] int service_port() const { return service_port_; }
+  Process& dagd() { return *dagd_; }
+  Process& broker() { return *broker_; }
+  dag::test::SmtpServer& smtp() { return *smtp_; }
+
+  // Runs dag-sim to its end with these scenario arguments; returns its JSON summary.
+  json run_sim(const std::string& prefix, int devices, const std::string& account_size,
+               std::vector<std::string> scenario, Sampler& sampler) {
+    std::vector<std::string> argv{args_.sim_bin,
+                                  "--ca-cert",
+                                  (state() / "ca/ca.pem").string(),
+                                  "--ca-key",
+                                  (state() / "ca/ca.key").string(),
+                                  "--provision-db",
+                                  database().string(),
+                                  "--id-prefix",
+                                  prefix,
+                                  "--account-size",
+                                  account_size,
+                                  "--owner-email-domain",
+                                  std::string(kOwnerDomain),
+                                  "--host",
+                                  "127.0.0.1",
+                                  "--port",
+                                  std::to_string(device_port_),
+                                  "--devices",
+                                  std::to_string(devices),
+                                  "--seed",
+                                  std::to_string(args_.seed),
+                                  "--threads",
+                                  std::to_string(args_.sim_threads),
+                                  "--connect-concurrency",
+                                  std::to_string(args_.connect_concurrency),
+                                  "--connect-timeout",
+                                  std::to_string(args_.timeout_s),
+                                  "--drain-timeout",
+                                  "60",
+                                  "--per-device",
+                                  per_device_file().string()};
+    argv.insert(argv.end(), scenario.begin(), scenario.end());
+    auto sim = Process::spawn({.argv = argv, .log_file = dir_ / "dag-sim.log"});
+    if (!sim) die("dag-sim: " + sim.error().message);
+    sampler.set_sim((*sim)->pid());
+    const auto status = (*sim)->wait_for_exit(std::chrono::seconds{args_.timeout_s * 3});
+    if (!status) {
+      (*sim)->kill9();
+      die("dag-sim did not finish in time:\n" + (*sim)->output());
+    }
+    const auto lines = (*sim)->lines();
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+      if (!it->empty() && it->front() == '{') {
+        auto summary = json::parse(*it, nullptr, false);
+        if (summary.is_object()) return summary;
+      }
+    }
+    die("dag-sim printed no summary (" + status->to_string() + "):\n" + (*sim)->output());
+  }
+  [[nodiscard]] fs::path per_device_file() const { return dir_ / "per-device.jsonl"; }
+
+ private:
+  const Args& args_;
+  dag::test::TempDir dir_{"dag-storm"};  // outlives the processes
+  std::unique_ptr<dag::test::SmtpServer> smtp_;
+  std::unique_ptr<Process> broker_;
+  std::unique_ptr<Process> dagd_;
+  int device_port_{0};
+  int service_port_{0};
+};
+
+// ---- reading the results ----------------------------------------------------------------------
+
+struct Cut {
+  std::string id;
+  std::int64_t observed_at{0};
+  std::optional<std::int64_t> accepted_at;
+  std::int64_t published_at{0};
+};
+
+std::vector<Cut> read_cuts(const fs::path& file) {
+  std::vector<Cut> cuts;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    Cut c;
+    c.id = j.value("id", "");
+    // observedAt (the edge's time of the power edge) comes with an accepted report; the
+    // scenario's cut time otherwise.
+    c.observed_at = j.value("observedAt", j.value("cutAt", std::int64_t{0}));
+    if (j["acceptedAt"].is_number()) {
+      c.accepted_at = j["acceptedAt"].get<std::int64_t>();
+      c.published_at =
+          *c.accepted_at - static_cast<std::int64_t>(j.value("publishToAcceptedMs", 0.0));
+    }
+    cuts.push_back(std::move(c));
+  }
+  return cuts;
+}
+
+// Rows of a query on dagd's database (read-only; dagd may still run).
+std::vector<std::vector<std::string>> query(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(h);
+    die("open " + db.string());
+  }
+  sqlite3_busy_timeout(h, 10'000);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    const std::string e = sqlite3_errmsg(h);
+    sqlite3_close(h);
+    die("query: " + e);
+  }
+  std::vector<std::vector<std::string>> rows;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int c = 0; c < sqlite3_column_count(st); ++c) {
+      const auto* text = sqlite3_column_text(st, c);
+      row.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
+    }
+    rows.push_back(std::move(row));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return rows;
+}
+
+struct Mail {
+  std::string account;  // the recipient's local part: the simulated account's name
+  bool follow_up{false};
+  std::int64_t accepted_at{0};  // the Maildir file's mtime: stored before the 250 reply
+};
+
+std::vector<Mail> mails(dag::test::SmtpServer& smtp) {
+  static const std::regex follow_up{R"(^\d+ more of your dags )"};
+  std::vector<Mail> out;
+  for (const auto& m : smtp.messages()) {
+    if (m.rcpt_to.empty()) continue;
+    Mail mail;
+    mail.account = m.rcpt_to.front().substr(0, m.rcpt_to.front().find('@'));
+    mail.follow_up = std::regex_search(m.subject, follow_up);
+    struct stat st {};
+    if (::stat((smtp.maildir() / "new" / m.key).c_str(), &st) == 0) {
+      mail.accepted_at =
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    }
+    out.push_back(std::move(mail));
+  }
+  return out;
+}
+
+// The account (its name) of every dag with this prefix.
+std::map<std::string, std::string> accounts_of(const fs::path& db, const std::string& prefix) {
+  std::map<std::string, std::string> out;
+  for (const auto& row :
+       query(db,
+             "SELECT d.id, a.username FROM devices d JOIN accounts a ON a.id = d.account_id "
+             "WHERE d.id LIKE '" +
+                 prefix + "%'")) {
+    out[row[0]] = row[1];
+  }
+  return out;
+}
+
+// Waits until `count` mails arrived and no intent is left to deliver (or the timeout).
+bool await_mails(Deployment& d, std::size_t count, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!d.smtp().wait_for_messages(count, timeout)) return false;
+  // No event says "the outbox is empty": look, bounded.
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto left = query(d.database(), "SELECT count(*) FROM outbox WHERE status = 'pending'");
+    if (!left.empty() && left[0][0] == "0") return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+// ---- the storm -------------------------------------------------------------------------------
+
+json run_storm(const Args& a, int devices) {
+  std::cerr << "storm_bench: storm of " << devices << " dags\n";
+  Deployment d(a);
+  Sampler sampler(d.dagd().pid(), d.broker().pid(), d.smtp().pid());
+  BareSubscriber bare(d.state(), d.service_port());
+  const std::string prefix = "storm-";
+  const auto sim = d.run_sim(prefix, devices, a.account_size,
+                             {"--scenario", "storm", "--percent", fmt::format("{}", a.percent),
+                              "--duration", "3", "--no-progress"},
+                             sampler);
+  const auto cuts = read_cuts(d.per_device_file());
+  auto account = accounts_of(d.database(), prefix);
+
+  // The mails to expect: per account hit, a first alert, and a follow-up when more than
+  // one of its dags was cut.
+  std::map<std::string, int> cut_per_account;
+  for (const auto& c : cuts) ++cut_per_account[account[c.id]];
+  std::size_t expected = 0;
+  for (const auto& [acc, n] : cut_per_account) expected += n > 1 ? 2 : 1;
+  const bool mails_done = await_mails(d, expected, std::chrono::seconds{a.timeout_s});
+  const auto got = mails(d.smtp());
+  sampler.stop();
+
+  std::int64_t storm_start = INT64_MAX, last_publish = 0, last_persisted = 0;
+  std::vector<double> persisted, bare_ms;
+  const auto bare_offs = bare.offs();
+  std::int64_t last_bare = 0;
+  std::size_t missing = 0;
+  for (const auto& c : cuts) {
+    storm_start = std::min(storm_start, c.observed_at);
+    if (!c.accepted_at) {
+      ++missing;
+      continue;
+    }
+    persisted.push_back(static_cast<double>(*c.accepted_at - c.observed_at));
+    last_publish = std::max(last_publish, c.published_at);
+    last_persisted = std::max(last_persisted, *c.accepted_at);
+    if (auto b = bare_offs.find(c.id); b != bare_offs.end()) {
+      bare_ms.push_back(static_cast<double>(b->second - c.observed_at));
+      last_bare = std::max(last_bare, b->second);
+    }
+  }
+  std::int64_t last_mail = 0;
+  std::size_t follow_ups = 0;
+  std::map<std::string, std::int64_t> first_mail;
+  for (const auto& m : got) {
+    last_mail = std::max(last_mail, m.accepted_at);
+    if (m.follow_up) ++follow_ups;
+    auto [it, fresh] = first_mail.emplace(m.account, m.accepted_at);
+    if (!fresh) it->second = std::min(it->second, m.accepted_at);
+  }
+  std::map<std::string, std::int64_t> first_cut;
+  for (const auto& c : cuts) {
+    auto [it, fresh] = first_cut.emplace(account[c.id], c.observed_at);
+    if (!fresh) it->second = std::min(it->second, c.observed_at);
+  }
+  std::vector<double> first_alert;
+  for (const auto& [acc, at] : first_mail) {
+    if (auto c = first_cut.find(acc); c != first_cut.end()) {
+      first_alert.push_back(static_cast<double>(at - c->second));
+    }
+  }
+
+  // Every cut in dagd's database: one power_off event each.
+  const auto stored = query(d.database(),
+                            "SELECT count(DISTINCT device_id) FROM events WHERE kind = 'power_off' "
+                            "AND observed_at_ms >= " +
+                                std::to_string(storm_start));
+  const std::size_t in_db = stored.empty() ? 0 : std::stoul(stored[0][0]);
+
+  const std::int64_t end = std::max(last_persisted, last_mail);
+  const auto dagd_status = proc_status(d.dagd().pid());
+  const auto broker_status = proc_status(d.broker().pid());
+  const auto kib = [](const std::map<std::string, long>& s, const char* k) {
+    return s.count(k) ? round1(static_cast<double>(s.at(k)) / 1024.0) : -1.0;
+  };
+  const double persisted_after_s = static_cast<double>(last_persisted - last_publish) / 1000.0;
+  const double mails_after_s = static_cast<double>(last_mail - storm_start) / 1000.0;
+  json r = {
+      {"devices", devices},
+      {"accounts", account.empty() ? 0 : [&] {
+         std::set<std::string> a2;
+         for (const auto& [id, acc] : account) a2.insert(acc);
+         return a2.size();
+       }()},
+      {"cuts", cuts.size()},
+      {"persisted",
+       {{"count", cuts.size() - missing},
+        {"inDatabase", in_db},
+        {"observedToPersistedMs", spread(persisted)},
+        {"lastPublishToAllPersistedS", round3(persisted_after_s)},
+        {"stormSpanS", round3(static_cast<double>(last_publish - storm_start) / 1000.0)}}},
+      {"bare",
+       {{"received", bare_ms.size()},
+        {"observedToReceivedMs", spread(bare_ms)},
+        {"lastPublishToAllReceivedS",
+         round3(static_cast<double>(last_bare - last_publish) / 1000.0)}}},
+      {"emails",
+       {{"expected", expected},
+        {"accepted", got.size()},
+        {"followUps", follow_ups},
+        {"complete", mails_done},
+        {"stormStartToAllAcceptedS", round3(mails_after_s)},
+        {"lastPublishToAllAcceptedS",
+         round3(static_cast<double>(last_mail - last_publish) / 1000.0)},
+        {"firstAlertMs", spread(first_alert)}}},
+      {"cpuS",
+       {{"dagd", round1(sampler.cpu_between(Sampler::kDagd, storm_start, end))},
+        {"mosquitto", round1(sampler.cpu_between(Sampler::kBroker, storm_start, end))},
+        {"dagSim", round1(sampler.cpu_between(Sampler::kSim, storm_start, end))},
+        {"smtpServer", round1(sampler.cpu_between(Sampler::kSmtp, storm_start, end))},
+        {"windowS", round3(static_cast<double>(end - storm_start) / 1000.0)}}},
+      {"rssMiB",
+       {{"dagdPeak", kib(dagd_status, "VmHWM")},
+        {"dagdEnd", kib(dagd_status, "VmRSS")},
+        {"mosquittoPeak", kib(broker_status, "VmHWM")}}},
+      {"sim",
+       {{"connectS", sim["connect"]["allConnectedS"]},
+        {"connectPerSecond", sim["connect"]["perSecond"]},
+        {"ok", sim["ok"]}}},
+      {"goals",
+       {{"persistedWithin2s", missing == 0 && in_db == cuts.size() && persisted_after_s <= 2.0},
+        {"emailsWithin10s", mails_done && got.size() == expected && mails_after_s <= 10.0},
+        {"dagdRssUnder100MB", kib(dagd_status, "VmHWM") <= 100.0 * 1e6 / (1024.0 * 1024.0)}}},
+  };
+  r["ok"] = sim.value("ok", false) && missing == 0 && in_db == cuts.size() && mails_done &&
+            got.size() == expected;
+  return r;
+}
+
+// ---- single outages ---------------------------------------------------------------------------
+
+json run_single(const Args& a) {
+  std::cerr << "storm_bench: " << a.outages << " single outages\n";
+  Deployment d(a);
+  Sampler sampler(d.dagd().pid(), d.broker().pid(), d.smtp().pid());
+  const std::string prefix = "one-";
+  const auto sim = d.run_sim(prefix, a.outages, "1",
+                             {"--scenario", "rolling", "--percent", "100", "--interval-ms", "1000",
+                              "--duration", std::to_string(a.outages), "--no-progress"},
+                             sampler);
+  const auto cuts = read_cuts(d.per_device_file());
+  const bool mails_done = await_mails(d, cuts.size(), std::chrono::seconds{a.timeout_s});
+  sampler.stop();
+  auto account = accounts_of(d.database(), prefix);
+  std::map<std::string, std::int64_t> mail_at;
+  for (const auto& m : mails(d.smtp())) mail_at.emplace(m.account, m.accepted_at);
+  std::vector<double> to_mail, to_persisted;
+  for (const auto& c : cuts) {
+    if (c.accepted_at) to_persisted.push_back(static_cast<double>(*c.accepted_at - c.observed_at));
+    if (auto m = mail_at.find(account[c.id]); m != mail_at.end()) {
+      to_mail.push_back(static_cast<double>(m->second - c.observed_at));
+    }
+  }
+  const double p50 = to_mail.empty() ? 0 : dag::bench::percentile(to_mail, 0.5);
+  json r = {{"outages", cuts.size()},
+            {"mailed", to_mail.size()},
+            {"observedToMailAcceptedMs", spread(to_mail)},
+            {"observedToPersistedMs", spread(to_persisted)},
+            {"goals", {{"p50Within500ms", to_mail.size() == cuts.size() && p50 <= 500}}}};
+  r["ok"] = sim.value("ok", false) && mails_done && to_mail.size() == cuts.size();
+  return r;
+}
+
+void raise_fd_limit(int devices) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const auto need = static_cast<rlim_t>(devices) + 1024;
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < need) {
+    die(fmt::format("{} dags need {} descriptors in Mosquitto; ulimit -Hn is {}", devices, need,
+                    lim.rlim_max));
+  }
+  lim.rlim_cur =
+      lim.rlim_max == RLIM_INFINITY ? std::max<rlim_t>(lim.rlim_cur, need * 2) : lim.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &lim);  // Mosquitto and dag-sim inherit it
+}
+
+void print_table(const json& out) {
+  for (const auto& s : out["storms"]) {
+    std::cerr << fmt::format(
+        "storm {:>6} dags: persisted p50 {} ms p99 {} ms, all {:.2f} s after the last publish "
+        "(bare p99 {} ms); {} of {} mails, the last {:.2f} s after the first cut; dagd {:.1f} "
+        "CPU-s, peak {:.1f} MiB; mosquitto {:.1f} CPU-s\n",
+        s["devices"].get<int>(), s["persisted"]["observedToPersistedMs"].value("p50", 0.0),
+        s["persisted"]["observedToPersistedMs"].value("p99", 0.0),
+        s["persisted"]["lastPublishToAllPersistedS"].get<double>(),
+        s["bare"]["observedToReceivedMs"].value("p99", 0.0), s["emails"]["accepted"].get<int>(),
+        s["emails"]["expected"].get<int>(), s["emails"]["stormStartToAllAcceptedS"].get<double>(),
+        s["cpuS"]["dagd"].get<double>(), s["rssMiB"]["dagdPeak"].get<double>(),
+        s["cpuS"]["mosquitto"].get<double>());
+  }
+  if (out.contains("single")) {
+    const auto& m = out["single"]["observedToMailAcceptedMs"];
+    std::cerr << fmt::format("single outages: power edge -> mail accepted p50 {} ms, p99 {} ms\n",
+                             m.value("p50", 0.0), m.value("p99", 0.0));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args a;
+    dag::bench::parse_flags(argc, argv,
+                            {{"--devices",
+                              [&](const std::string& v) {
+                                a.devices.clear();
+                                std::stringstream in(v);
+                                for (std::string n; std::getline(in, n, ',');) {
+                                  if (std::stoi(n) > 0) a.devices.push_back(std::stoi(n));
+                                }
+                              }},
+                             {"--outages", dag::bench::int_flag(a.outages)},
+                             {"--percent", [&](const std::string& v) { a.percent = std::stod(v); }},
+                             {"--account-size", [&](const std::string& v) { a.account_size = v; }},
+                             {"--sim-threads", dag::bench::int_flag(a.sim_threads)},
+                             {"--connect-concurrency", dag::bench::int_flag(a.connect_concurrency)},
+                             {"--seed", dag::bench::int_flag(a.seed)},
+                             {"--timeout-s", dag::bench::int_flag(a.timeout_s)},
+                             {"--dagd-bin", [&](const std::string& v) { a.dagd_bin = v; }},
+                             {"--dagctl-bin", [&](const std::string& v) { a.dagctl_bin = v; }},
+                             {"--sim-bin", [&](const std::string& v) { a.sim_bin = v; }}});
+    raise_fd_limit(std::max(
+        a.outages, a.devices.empty() ? 0 : *std::max_element(a.devices.begin(), a.devices.end())));
+    json out = {{"bench", "storm"}, {"machine", machine()}, {"storms", json::array()}};
+    bool ok = true;
+    for (const int n : a.devices) {
+      auto r = run_storm(a, n);
+      ok = ok && r["ok"].get<bool>();
+      out["storms"].push_back(std::move(r));
+    }
+    if (a.outages > 0) {
+      out["single"] = run_single(a);
+      ok = ok && out["single"]["ok"].get<bool>();
+    }
+    out["ok"] = ok;
+    print_table(out);
+    std::cout << out.dump() << std::endl;
+    return ok ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "storm_bench: " << e.what() << "\n";
+    return 1;
+  }
+}
