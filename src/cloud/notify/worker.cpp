@@ -153,10 +153,14 @@ void Worker::deliver_round(std::int64_t now) {
           const auto held = [](const store::StoredIntent& i) {
             return i.next_attempt_at_ms > i.intent.created_at_ms;
           };
-          const bool follow_up = std::any_of(intents.begin(), intents.end(), held);
           const auto last = last_sent_.find(target_id);
           const std::int64_t quiet_from =
               last == last_sent_.end() ? 0 : last->second + options_.coalesce_window.count();
+          // Made while the target was hearing from us, though claimed only now (a backlog
+          // of deliveries): part of the follow-up, not a new first alert.
+          const bool made_in_window = intents.front().intent.created_at_ms < quiet_from;
+          const bool follow_up =
+              made_in_window || std::any_of(intents.begin(), intents.end(), held);
           if (now < quiet_from) {
             // At most one message per target and window, follow-ups included.
             for (const auto& i : intents) defers.emplace_back(i.id, quiet_from);

@@ -225,6 +225,27 @@ TEST_F(WorkerTest, ClaimsThatCutATargetsIntentsStillMakeOneFollowUpEach) {
   EXPECT_EQ(pending(), 0);
 }
 
+// Intents made within the window after an alert but claimed only after it ended (the
+// worker had a backlog) join one follow-up instead of starting a new first alert.
+TEST_F(WorkerTest, IntentsClaimedLateStillJoinTheFollowUp) {
+  intent(1, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  clock_.advance(1s);
+  intent(2, email_.id);
+  clock_.advance(1s);
+  intent(3, email_.id);
+  clock_.set_unix_ms(kT0 + 7000);  // no round in between
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(channel_.calls[1].notice.items.size(), 2U);
+  EXPECT_TRUE(channel_.calls[1].notice.follow_up);
+  clock_.advance(10s);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(pending(), 0);
+}
+
 // A channel that holds every delivery until `want` of them are in progress at once (or a
 // bound passes): with deliveries one after another it never sees more than one.
 class ParallelChannel final : public Channel {
