@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -70,7 +70,7 @@ struct Service::Pass {
   /// The accounts' notification targets, read once per transaction (a storm brings many
   /// devices of one account in one batch); only intents need them.
   std::map<std::string, std::vector<store::NotificationTarget>, std::less<>> targets;
-  std::vector<std::tuple<std::string, std::int64_t, protocol::ShadowDocument>> shadows;
+  std::unordered_map<std::string, CachedShadow> shadows;
   /// Devices whose derived state this transaction changed, as they are after it.
   std::vector<store::Device> changed;
   /// Battery readings recorded in this transaction: device -> at_ms; and the devices
@@ -96,7 +96,9 @@ StoreResult<void> apply_decision(store::Transaction& tx, const rules::Context& c
                                  const rules::Decision& d, auto& pass) {
   const std::string& device_id = ctx.device.id;
   if (d.state_changed) {
-    if (auto r = tx.update_device_state(device_id, d.state); !r) return r;
+    // ctx.device was read in this transaction: what is stored, so unchanged columns can be
+    // left alone.
+    if (auto r = tx.change_device_state(device_id, ctx.device.state, d.state); !r) return r;
     auto changed = ctx.device;
     changed.state = d.state;
     pass.changed.push_back(std::move(changed));
@@ -304,12 +306,12 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
   add(metrics_.timers_fired, pass.timers_fired);
   metrics_.database_ok.store(true, std::memory_order_relaxed);
   if (shadow_cache_.size() + pass.shadows.size() > kShadowCacheMax) shadow_cache_.clear();
-  for (auto& [thing, revision, document] : pass.shadows) {
-    shadow_cache_.insert_or_assign(thing, CachedShadow{revision, std::move(document)});
+  for (auto& [thing, shadow] : pass.shadows) {
+    shadow_cache_.insert_or_assign(thing, std::move(shadow));
   }
   if (pass.hint) scheduled_hint_ = std::min(scheduled_hint_.value_or(*pass.hint), *pass.hint);
   if (!pass.batteries.empty()) {
-    if (battery_recorded_ms_.size() + pass.batteries.size() > kShadowCacheMax) {
+    if (battery_recorded_ms_.size() + pass.batteries.size() > kBatteryBookMax) {
       battery_recorded_ms_.clear();
     }
     for (auto& [device_id, at_ms] : pass.batteries) {
@@ -318,7 +320,7 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
   }
   if (!pass.pruned.empty()) {
     // A clear only means some devices prune again a day after now rather than sooner.
-    if (battery_pruned_ms_.size() + pass.pruned.size() > kShadowCacheMax) {
+    if (battery_pruned_ms_.size() + pass.pruned.size() > kBatteryBookMax) {
       battery_pruned_ms_.clear();
     }
     for (auto& [device_id, at_ms] : pass.pruned) {
@@ -336,21 +338,14 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
   }
 }
 
-std::optional<protocol::ShadowDocument> Service::cached_shadow(const std::string& thing,
-                                                               std::int64_t revision,
-                                                               const Pass& pass) const {
-  // Written earlier in this transaction: the newest such entry.
-  for (auto it = pass.shadows.rbegin(); it != pass.shadows.rend(); ++it) {
-    if (std::get<0>(*it) == thing) {
-      if (std::get<1>(*it) == revision) return std::get<2>(*it);
-      return std::nullopt;
-    }
-  }
-  // The revision says whether the cached document is still the stored one (another
-  // replica, or dagctl, may have written since).
+const Service::CachedShadow* Service::cached_shadow(const std::string& thing,
+                                                    const Pass& pass) const {
+  // Written earlier in this transaction: what the store holds.
+  if (auto it = pass.shadows.find(thing); it != pass.shadows.end()) return &it->second;
+  // Only a guess: the store tells whether it is still what it holds (another replica, or
+  // dagctl, may have written since).
   auto it = shadow_cache_.find(thing);
-  if (it != shadow_cache_.end() && it->second.revision == revision) return it->second.document;
-  return std::nullopt;
+  return it != shadow_cache_.end() ? &it->second : nullptr;
 }
 
 StoreResult<void> Service::apply(store::Transaction& tx, const Work& work, Pass& pass) {
@@ -373,11 +368,14 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
   const std::int64_t now_s = to_seconds(in.received_ms);
   const auto& thing = req.thing;
 
-  auto device = tx.get_device(thing);
-  if (!device && device.error().code != StoreErrc::not_found) {
-    return Unexpected<store::StoreError>{device.error()};
+  // One read for the device and its shadow; the document only comes along when the
+  // cached parse is not of the stored one (another replica or dagctl wrote since).
+  const CachedShadow* known = cached_shadow(thing, pass);
+  auto found = tx.get_device_with_shadow(thing, known != nullptr ? &known->stored : nullptr);
+  if (!found && found.error().code != StoreErrc::not_found) {
+    return Unexpected<store::StoreError>{found.error()};
   }
-  if (!device || device->revoked) {
+  if (!found || found->device.revoked) {
     // Unknown and revoked look the same from outside: no shadow service for it.
     pass.reject(thing, req.op,
                 protocol::make_error(protocol::ShadowErrc::not_found,
@@ -386,16 +384,26 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
     return {};
   }
 
-  auto stored = tx.get_shadow(thing);
-  if (!stored) return Unexpected<store::StoreError>{stored.error()};
   std::optional<protocol::ShadowDocument> current;
   std::int64_t revision = 0;
-  if (*stored) {
-    revision = (*stored)->revision;
-    current = cached_shadow(thing, revision, pass);
+  std::optional<std::string> text = std::move(found->shadow_document);
+  if (found->shadow_revision) {
+    revision = *found->shadow_revision;
+    if (!text) {
+      if (known != nullptr && known->stored.revision == revision) {
+        current = known->document;
+      } else {  // only a store that ignores `known` gets here
+        auto stored = tx.get_shadow(thing);
+        if (!stored) return Unexpected<store::StoreError>{stored.error()};
+        if (!*stored || (*stored)->revision != revision) {
+          return store::fail(StoreErrc::internal, "shadow of " + thing + " changed in a read");
+        }
+        text = std::move((*stored)->document);
+      }
+    }
   }
-  if (*stored && !current) {
-    auto doc = protocol::shadow_from_json((*stored)->document);
+  if (text && !current) {
+    auto doc = protocol::shadow_from_json(*text);
     if (!doc) {
       // Only a bug or a hand-edited database gets here; the device hears 500 and the row
       // stays as it is for a human to look at.
@@ -417,12 +425,14 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
         pass.reject(thing, req.op, result.error(), now_s);
         return {};
       }
-      auto put = tx.put_shadow(thing, protocol::shadow_to_json(result->document), revision);
+      auto stored_text = protocol::shadow_to_json(result->document);
+      auto put = tx.put_shadow(thing, stored_text, revision);
       if (!put) return Unexpected<store::StoreError>{put.error()};
-      pass.shadows.emplace_back(thing, *put, result->document);
+      pass.shadows.insert_or_assign(
+          thing, CachedShadow{{std::move(stored_text), *put}, std::move(result->document)});
       if (result->reported_patch.is_object()) {
         // Reported state comes from the device: contact, and maybe a power change.
-        auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
+        auto ctx = context_of(tx, std::move(found->device), in.received_ms, pass);
         if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
         const auto report = rules::parse_report(result->reported_patch);
         auto decision = rules::on_report(*ctx, report);
@@ -444,7 +454,7 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
     case ShadowOp::get: {
       auto result = protocol::get(thing, cur, in.payload, now_s);
       // A dag asks for its shadow after every connect: that is contact too.
-      auto ctx = context_of(tx, *std::move(device), in.received_ms, pass);
+      auto ctx = context_of(tx, std::move(found->device), in.received_ms, pass);
       if (!ctx) return Unexpected<store::StoreError>{ctx.error()};
       if (auto r = apply_decision(tx, *ctx, rules::on_connected(*ctx), pass); !r) return r;
       if (!result) {
@@ -462,9 +472,11 @@ StoreResult<void> Service::apply_shadow(store::Transaction& tx, const Work& work
         pass.reject(thing, req.op, result.error(), now_s);
         return {};
       }
-      auto put = tx.put_shadow(thing, protocol::shadow_to_json(result->document), revision);
+      auto stored_text = protocol::shadow_to_json(result->document);
+      auto put = tx.put_shadow(thing, stored_text, revision);
       if (!put) return Unexpected<store::StoreError>{put.error()};
-      pass.shadows.emplace_back(thing, *put, result->document);
+      pass.shadows.insert_or_assign(
+          thing, CachedShadow{{std::move(stored_text), *put}, std::move(result->document)});
       ++pass.deletes;
       pass.reply(thing, req.op, ShadowReply::accepted, std::move(result->accepted));
       return {};

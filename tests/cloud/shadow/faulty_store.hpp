@@ -1,7 +1,8 @@
 // A Store decorator for the service tests: forwards everything to a real store, but
 // put_shadow for one device fails with StoreErrc::io, as a full disk would, so that the
 // service's per-message fallback can be seen. It also counts record_battery calls, so
-// that a test can see that an update which records nothing costs no statement.
+// that a test can see that an update which records nothing costs no statement. The
+// ingest reads can be switched to the Transaction base class's versions.
 #pragma once
 
 #include <memory>
@@ -15,8 +16,11 @@ namespace dag::shadow::test {
 class FaultyTransaction final : public store::Transaction {
  public:
   FaultyTransaction(std::unique_ptr<store::Transaction> inner, const std::string& poisoned,
-                    int& battery_calls)
-      : in_(std::move(inner)), poisoned_(poisoned), battery_calls_(battery_calls) {}
+                    int& battery_calls, bool base_reads)
+      : in_(std::move(inner)),
+        poisoned_(poisoned),
+        battery_calls_(battery_calls),
+        base_reads_(base_reads) {}
 
   using S = std::string_view;
   template <class T>
@@ -71,9 +75,19 @@ class FaultyTransaction final : public store::Transaction {
   R<void> update_device_state(S id, const store::DeviceState& s) override {
     return in_->update_device_state(id, s);
   }
+  R<void> change_device_state(S id, const store::DeviceState& before,
+                              const store::DeviceState& after) override {
+    if (base_reads_) return Transaction::change_device_state(id, before, after);
+    return in_->change_device_state(id, before, after);
+  }
   R<void> delete_device(S id) override { return in_->delete_device(id); }
   R<void> delete_account(S id) override { return in_->delete_account(id); }
   R<std::optional<store::StoredShadow>> get_shadow(S id) override { return in_->get_shadow(id); }
+  R<store::DeviceWithShadow> get_device_with_shadow(S id,
+                                                    const store::StoredShadow* known) override {
+    if (base_reads_) return Transaction::get_device_with_shadow(id, known);
+    return in_->get_device_with_shadow(id, known);
+  }
   R<std::int64_t> put_shadow(S id, S doc, std::int64_t rev) override {
     if (id == poisoned_) {
       return store::fail(store::StoreErrc::io, "injected: disk full");
@@ -148,6 +162,7 @@ class FaultyTransaction final : public store::Transaction {
   std::unique_ptr<store::Transaction> in_;
   const std::string& poisoned_;
   int& battery_calls_;
+  bool base_reads_;
 };
 
 class FaultyStore final : public store::Store {
@@ -156,12 +171,16 @@ class FaultyStore final : public store::Store {
   void poison(std::string device_id) { poisoned_ = std::move(device_id); }
   /// record_battery calls so far, committed or not.
   [[nodiscard]] int battery_calls() const { return battery_calls_; }
+  /// From now on get_device_with_shadow and change_device_state run the Transaction base
+  /// class's versions (built on get_device, get_shadow and update_device_state), as a
+  /// backend without its own would.
+  void use_base_reads() { base_reads_ = true; }
 
   store::StoreResult<std::unique_ptr<store::Transaction>> begin(store::TxMode mode) override {
     auto tx = in_.begin(mode);
     if (!tx) return tx;
-    return std::unique_ptr<store::Transaction>(
-        std::make_unique<FaultyTransaction>(std::move(*tx), poisoned_, battery_calls_));
+    return std::unique_ptr<store::Transaction>(std::make_unique<FaultyTransaction>(
+        std::move(*tx), poisoned_, battery_calls_, base_reads_));
   }
   store::StoreResult<void> ping() override { return in_.ping(); }
 
@@ -169,6 +188,7 @@ class FaultyStore final : public store::Store {
   store::Store& in_;
   std::string poisoned_;
   int battery_calls_{0};
+  bool base_reads_{false};
 };
 
 }  // namespace dag::shadow::test

@@ -422,6 +422,69 @@ TEST_F(ServiceTest, DesiredStateFromTheOperatorReachesTheDagAsADelta) {
   EXPECT_TRUE(round.outbound.empty());
 }
 
+// The service keeps the shadows it wrote parsed; what another writer stored since must win.
+class ShadowCacheTest : public ServiceTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    ServiceTest::SetUp();
+    if (GetParam()) faulty_->use_base_reads();
+  }
+  static constexpr const char* kReport = R"({"state":{"reported":{"config":{"debounceMs":200}}}})";
+  static constexpr const char* kDelta = "$aws/things/dag-1/shadow/update/delta";
+  static constexpr const char* kAccepted = "$aws/things/dag-1/shadow/update/accepted";
+  static constexpr const char* kDocuments = "$aws/things/dag-1/shadow/update/documents";
+};
+
+TEST_P(ShadowCacheTest, ADesiredStateWrittenBetweenUpdatesIsSeen) {
+  EXPECT_FALSE(find(update(kDag, kReport), kDelta));
+  {
+    auto tx = must(real_->begin());
+    must(write_desired(*tx, kDag, json{{"config", {{"debounceMs", 75}}}}, clock_.unix_ms()));
+    must(tx->commit());
+  }
+  const auto out = update(kDag, kReport);
+  EXPECT_EQ(body(find(out, kDocuments))["previous"]["state"]["desired"],
+            json::parse(R"({"config":{"debounceMs":75}})"));
+  EXPECT_EQ(body(find(out, kAccepted))["version"], 3);
+  // And the next update starts from what this one wrote.
+  const auto next = update(kDag, kReport);
+  EXPECT_EQ(body(find(next, kAccepted))["version"], 4);
+  EXPECT_EQ(body(find(next, kDocuments))["previous"]["state"]["desired"],
+            json::parse(R"({"config":{"debounceMs":75}})"));
+}
+
+TEST_P(ShadowCacheTest, ADeviceCreatedAgainDoesNotGetItsOldShadowBack) {
+  // Its new shadow has the revision the cached one had: only the text tells them apart.
+  update(kDag, kReport);
+  {
+    auto tx = must(real_->begin());
+    must(tx->delete_device(kDag));
+    must(tx->create_device({kDag, account_.id, "Freezer ring", kT0}));
+    must(write_desired(*tx, kDag, json{{"config", {{"debounceMs", 75}}}}, clock_.unix_ms()));
+    must(tx->commit());
+  }
+  const auto out = update(kDag, kReport);
+  EXPECT_EQ(body(find(out, kAccepted))["version"], 2);
+  EXPECT_EQ(body(find(out, kDocuments))["previous"]["state"],
+            json::parse(R"({"desired":{"config":{"debounceMs":75}}})"));
+}
+
+TEST_P(ShadowCacheTest, TwoUpdatesOfOneDeviceInABatchChain) {
+  const auto out = send({{protocol::shadow_topic(kDag, protocol::ShadowOp::update), kReport},
+                         {protocol::shadow_topic(kDag, protocol::ShadowOp::update),
+                          R"({"state":{"reported":{"config":{"debounceMs":300}}}})"}});
+  std::vector<json> versions;
+  for (const auto& m : out) {
+    if (m.topic == kAccepted) versions.push_back(json::parse(m.payload)["version"]);
+  }
+  EXPECT_EQ(versions, (std::vector<json>{1, 2}));
+  EXPECT_EQ(body(find(update(kDag, kReport), kDocuments))["previous"]["state"]["reported"],
+            json::parse(R"({"config":{"debounceMs":300}})"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Reads, ShadowCacheTest, ::testing::Bool(),
+                         [](const auto& reads) { return reads.param ? "BaseClass" : "Sqlite"; });
+
 // ---- battery readings ---------------------------------------------------------------------
 
 std::string battery_report(double percent, double volts, std::string_view token,

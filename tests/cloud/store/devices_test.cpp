@@ -155,5 +155,45 @@ TEST_F(DevicesTest, BadStateValuesAreInvalidAndChangeNothing) {
   must(tx->commit());
 }
 
+TEST_F(DevicesTest, ChangeDeviceStateWritesTheNewStateWhetherOrNotTheBatteryChanged) {
+  const Device device = seed();
+  auto tx = begin();
+  DeviceState before;
+  before.battery_json = R"({"percent":87})";
+  must(tx->update_device_state(device.id, before));
+
+  DeviceState after = before;  // same battery: the narrower UPDATE
+  after.power = Power::off;
+  after.power_since_ms = kT0 + 5;
+  after.last_seq = 3;
+  after.connection = Connection::connected;
+  after.last_seen_ms = kT0 + 6;
+  after.user_state = UserState::off;
+  after.presence_marker = "m";
+  after.last_lifecycle_version = 4;
+  after.notified_power_lost = true;
+  must(tx->change_device_state(device.id, before, after));
+  EXPECT_EQ(must(tx->get_device(device.id)).state, after);
+
+  DeviceState later = after;  // a new battery, and none at all
+  later.battery_json = R"({"percent":50})";
+  must(tx->change_device_state(device.id, after, later));
+  EXPECT_EQ(must(tx->get_device(device.id)).state, later);
+  DeviceState none = later;
+  none.battery_json.reset();
+  must(tx->change_device_state(device.id, later, none));
+  EXPECT_EQ(must(tx->get_device(device.id)).state, none);
+
+  DeviceState bad = none;
+  bad.battery_json = "not json";
+  EXPECT_EQ(error_of(tx->change_device_state(device.id, none, bad)), StoreErrc::invalid_argument);
+  bad = none;
+  bad.last_seq = -1;
+  EXPECT_EQ(error_of(tx->change_device_state(device.id, none, bad)), StoreErrc::invalid_argument);
+  EXPECT_EQ(error_of(tx->change_device_state("nope", none, none)), StoreErrc::not_found);
+  EXPECT_EQ(must(tx->get_device(device.id)).state, none);
+  must(tx->commit());
+}
+
 }  // namespace
 }  // namespace dag::store::test

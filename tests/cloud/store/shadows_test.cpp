@@ -133,5 +133,34 @@ TEST_F(ShadowsTest, UnknownDeviceIsNotFoundAndBadInputIsInvalid) {
   EXPECT_EQ(must(tx->get_shadow(device.id))->revision, 1);
 }
 
+TEST_F(ShadowsTest, GetDeviceWithShadowLeavesOutOnlyTheShadowTheReaderKnows) {
+  const Device device = seed();
+  auto tx = begin();
+  EXPECT_EQ(error_of(tx->get_device_with_shadow("unknown-device", nullptr)), StoreErrc::not_found);
+  auto none = must(tx->get_device_with_shadow(device.id, nullptr));
+  EXPECT_EQ(none.device, device);
+  EXPECT_EQ(none.shadow_revision, std::nullopt);
+  EXPECT_EQ(none.shadow_document, std::nullopt);
+
+  const std::string first = document_after(nullptr, R"({"state":{"reported":{"status":"on"}}})");
+  must(tx->put_shadow(device.id, first, 0));
+  auto unknown = must(tx->get_device_with_shadow(device.id, nullptr));
+  EXPECT_EQ(unknown.device, device);
+  EXPECT_EQ(unknown.shadow_revision, 1);
+  EXPECT_EQ(unknown.shadow_document, first);
+
+  const StoredShadow known{first, 1};
+  auto same = must(tx->get_device_with_shadow(device.id, &known));
+  EXPECT_EQ(same.shadow_revision, 1);
+  EXPECT_EQ(same.shadow_document, std::nullopt);
+
+  const StoredShadow older{first, 7};
+  EXPECT_EQ(must(tx->get_device_with_shadow(device.id, &older)).shadow_document, first);
+  // Same revision, other text: a device deleted and created again starts over at 1.
+  const StoredShadow other{R"({"v":1})", 1};
+  EXPECT_EQ(must(tx->get_device_with_shadow(device.id, &other)).shadow_document, first);
+  must(tx->commit());
+}
+
 }  // namespace
 }  // namespace dag::store::test

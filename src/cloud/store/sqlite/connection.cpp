@@ -30,10 +30,11 @@ Statement& Statement::bind_int(int index, std::int64_t value) {
 }
 
 Statement& Statement::bind_text(int index, std::string_view value) {
-  // SQLITE_TRANSIENT copies: no caller has to keep the text alive until the step.
+  // SQLITE_STATIC: the caller keeps the text alive until the destructor's reset and
+  // clear_bindings, after which SQLite holds no pointer to it.
   if (stmt_ != nullptr) {
-    note_bind(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
-                                  SQLITE_UTF8));
+    note_bind(
+        sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8));
   }
   return *this;
 }

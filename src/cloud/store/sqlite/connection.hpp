@@ -22,10 +22,10 @@ namespace dag::store::detail {
 
 class Connection;
 
-/// A cached prepared statement borrowed from its connection for one execution. Bindings
-/// copy their values. The destructor resets it for the next user. Errors of preparation
-/// or binding are kept and returned by the first step(), so building a statement never
-/// needs its own error check.
+/// A cached prepared statement borrowed from its connection for one execution. Bound text
+/// is referenced, not copied. The destructor resets it (and drops the bindings) for the
+/// next user. Errors of preparation or binding are kept and returned by the first step(),
+/// so building a statement never needs its own error check.
 class Statement {
  public:
   Statement(Connection& connection, sqlite3_stmt* stmt, int prepare_error);
@@ -35,13 +35,17 @@ class Statement {
   Statement(Statement&&) = delete;
   Statement& operator=(Statement&&) = delete;
 
-  // Parameters are 1-based, as in SQLite.
+  // Parameters are 1-based, as in SQLite. Text is bound by reference, not copied (a copy
+  // per bound value measured as ~5% of an ingest update): it must stay alive and unchanged
+  // until the Statement is destroyed. Temporary strings are refused for that reason.
   Statement& bind_int(int index, std::int64_t value);
   Statement& bind_bool(int index, bool value) { return bind_int(index, value ? 1 : 0); }
   Statement& bind_text(int index, std::string_view value);
+  Statement& bind_text(int index, std::string&& value) = delete;
   Statement& bind_null(int index);
   Statement& bind_opt_int(int index, const std::optional<std::int64_t>& value);
   Statement& bind_opt_text(int index, const std::optional<std::string>& value);
+  Statement& bind_opt_text(int index, std::optional<std::string>&& value) = delete;
   Statement& bind_opt_double(int index, const std::optional<double>& value);
 
   /// One step: true when a row is available, false when the statement is done.

@@ -331,6 +331,14 @@ constexpr const char* kUpdateDeviceState =
     "connection_since_ms = ?6, last_seen_ms = ?7, user_state = ?8, battery = ?9, "
     "presence_marker = ?10, last_lifecycle_version = ?11, notified_lost_contact = ?12, "
     "notified_power_lost = ?13, notified_battery_low = ?14 WHERE id = ?1";
+// The same without the battery: SQLite evaluates only the CHECKs of the columns set, and
+// the battery's is a JSON parse. ?9 is left unused (it is still a slot: ?10 and up exist),
+// so that both are bound alike.
+constexpr const char* kUpdateDeviceStateKeepBattery =
+    "UPDATE devices SET power = ?2, power_since_ms = ?3, last_seq = ?4, connection = ?5, "
+    "connection_since_ms = ?6, last_seen_ms = ?7, user_state = ?8, "
+    "presence_marker = ?10, last_lifecycle_version = ?11, notified_lost_contact = ?12, "
+    "notified_power_lost = ?13, notified_battery_low = ?14 WHERE id = ?1";
 // ON DELETE CASCADE takes the device's shadow, events, timers and intents along.
 constexpr const char* kDeleteDevice = "DELETE FROM devices WHERE id = ?1";
 constexpr const char* kDeleteDeviceConfig =
@@ -346,6 +354,13 @@ constexpr const char* kDeleteAccountConfig =
 constexpr const char* kDeleteAccount = "DELETE FROM accounts WHERE id = ?1";
 
 constexpr const char* kSelectShadow = "SELECT document, revision FROM shadows WHERE device_id = ?1";
+// The device's columns as in kSelectDevice (no shadows column shares a name with them),
+// then the shadow's revision and, unless the shadow is (?2, ?3), its document.
+constexpr const char* kSelectDeviceWithShadow =
+    "SELECT " DAG_DEVICE_COLUMNS
+    ", shadows.revision, CASE WHEN shadows.revision = ?2 AND shadows.document = ?3 THEN NULL "
+    "ELSE shadows.document END "
+    "FROM devices LEFT JOIN shadows ON shadows.device_id = devices.id WHERE devices.id = ?1";
 constexpr const char* kInsertShadow =
     "INSERT INTO shadows (device_id, revision, document) VALUES (?1, 1, ?2)";
 constexpr const char* kUpdateShadow =
@@ -797,10 +812,14 @@ class SqliteTransaction final : public Transaction {
   StoreResult<void> set_device_revoked(std::string_view device_id, bool revoked) override;
   StoreResult<void> update_device_state(std::string_view device_id,
                                         const DeviceState& state) override;
+  StoreResult<void> change_device_state(std::string_view device_id, const DeviceState& before,
+                                        const DeviceState& after) override;
   StoreResult<void> delete_device(std::string_view device_id) override;
   StoreResult<void> delete_account(std::string_view account_id) override;
   // shadows
   StoreResult<std::optional<StoredShadow>> get_shadow(std::string_view device_id) override;
+  StoreResult<DeviceWithShadow> get_device_with_shadow(std::string_view device_id,
+                                                       const StoredShadow* known) override;
   StoreResult<std::int64_t> put_shadow(std::string_view device_id, std::string_view document,
                                        std::int64_t expected_revision) override;
   // events
@@ -884,6 +903,8 @@ class SqliteTransaction final : public Transaction {
   }
 
   Connection& conn() { return *conn_; }
+  StoreResult<void> write_device_state(std::string_view device_id, const DeviceState& state,
+                                       bool battery);
 
   friend class SqliteStore;  // ping() runs its statement on the transaction's connection
   SqliteStore& store_;
@@ -1321,13 +1342,24 @@ StoreResult<void> SqliteTransaction::set_device_revoked(std::string_view device_
 
 StoreResult<void> SqliteTransaction::update_device_state(std::string_view device_id,
                                                          const DeviceState& state) {
+  return write_device_state(device_id, state, true);
+}
+
+StoreResult<void> SqliteTransaction::change_device_state(std::string_view device_id,
+                                                         const DeviceState& before,
+                                                         const DeviceState& after) {
+  return write_device_state(device_id, after, before.battery_json != after.battery_json);
+}
+
+StoreResult<void> SqliteTransaction::write_device_state(std::string_view device_id,
+                                                        const DeviceState& state, bool battery) {
   constexpr std::string_view op = "update_device_state";
   return guarded(Access::write, op, [&]() -> StoreResult<void> {
     if (state.last_seq < 0) return invalid(op, "last_seq must be >= 0");
     if (auto bad = check_length(op, "presence_marker", state.presence_marker, 0, kMaxMarker)) {
       return Unexpected<StoreError>{std::move(*bad)};
     }
-    auto st = conn().statement(kUpdateDeviceState);
+    auto st = conn().statement(battery ? kUpdateDeviceState : kUpdateDeviceStateKeepBattery);
     st.bind_text(1, device_id)
         .bind_text(2, text_or_unknown(state.power))
         .bind_opt_int(3, state.power_since_ms)
@@ -1342,8 +1374,12 @@ StoreResult<void> SqliteTransaction::update_device_state(std::string_view device
         .bind_bool(12, state.notified_lost_contact)
         .bind_bool(13, state.notified_power_lost)
         .bind_bool(14, state.notified_battery_low);
-    return run_on_one(conn(), st, "update_device_state (battery must be a JSON object)",
-                      "update_device_state: no device " + std::string{device_id});
+    // Not run_on_one: its message would be built on every call of this hot path.
+    if (auto ran = st.run("update_device_state (battery must be a JSON object)"); !ran) return ran;
+    if (conn().changes() == 0) {
+      return fail(StoreErrc::not_found, "update_device_state: no device " + std::string{device_id});
+    }
+    return {};
   });
 }
 
@@ -1402,6 +1438,26 @@ StoreResult<std::optional<StoredShadow>> SqliteTransaction::get_shadow(std::stri
     if (!row) return Unexpected<StoreError>{std::move(row).error()};
     if (!*row) return std::optional<StoredShadow>{};
     return std::optional<StoredShadow>{StoredShadow{st.column_text(0), st.column_int(1)}};
+  });
+}
+
+StoreResult<DeviceWithShadow> SqliteTransaction::get_device_with_shadow(std::string_view device_id,
+                                                                        const StoredShadow* known) {
+  return guarded(Access::read, "get_device_with_shadow", [&]() -> StoreResult<DeviceWithShadow> {
+    auto st = conn().statement(kSelectDeviceWithShadow);
+    st.bind_text(1, device_id);
+    if (known != nullptr) st.bind_int(2, known->revision).bind_text(3, known->document);
+    auto row = st.step("get_device_with_shadow");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    if (!*row) {
+      return fail(StoreErrc::not_found,
+                  "get_device_with_shadow: no device " + std::string{device_id});
+    }
+    auto device = read_device(st);
+    if (!device) return Unexpected<StoreError>{std::move(device).error()};
+    constexpr int kRevision = 18;  // after the 18 device columns
+    return DeviceWithShadow{*std::move(device), st.column_opt_int(kRevision),
+                            st.column_opt_text(kRevision + 1)};
   });
 }
 

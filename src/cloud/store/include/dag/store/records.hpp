@@ -190,6 +190,14 @@ struct StoredShadow {
   bool operator==(const StoredShadow&) const = default;
 };
 
+/// A device with its shadow's revision (nullopt: it never had a shadow) and document
+/// (nullopt also when the reader already knows it: Transaction::get_device_with_shadow).
+struct DeviceWithShadow {
+  Device device{};
+  std::optional<std::int64_t> shadow_revision{};
+  std::optional<std::string> shadow_document{};
+};
+
 // ---- events (history) -------------------------------------------------------------------
 
 enum class EventKind {

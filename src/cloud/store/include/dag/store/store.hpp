@@ -164,6 +164,15 @@ class Transaction {
   /// compact JSON object, marker over 256 bytes, negative last_seq).
   virtual StoreResult<void> update_device_state(std::string_view device_id,
                                                 const DeviceState& state) = 0;
+  /// update_device_state for a caller that read the device's state as `before` in this
+  /// transaction (so it is the stored one): a backend may then leave unchanged columns
+  /// alone (SQLite: no JSON check of an unchanged battery). Same errors.
+  virtual StoreResult<void> change_device_state(std::string_view device_id,
+                                                const DeviceState& before,
+                                                const DeviceState& after) {
+    static_cast<void>(before);
+    return update_device_state(device_id, after);
+  }
   /// Removes a device and everything of it: its shadow, events, battery readings, timers
   /// and intents, and its device-scope config entries. Its certificates stay (revoke them first:
   /// they would still authenticate it to the broker). Errors: not_found.
@@ -178,6 +187,26 @@ class Transaction {
   /// The stored shadow (a deleted one is its tombstone document), or nullopt when the
   /// device never had one.
   virtual StoreResult<std::optional<StoredShadow>> get_shadow(std::string_view device_id) = 0;
+  /// get_device and get_shadow in one read, for ingest. The shadow's document is left out
+  /// (nullopt while shadow_revision is set) when the stored shadow is `known` (revision and
+  /// document both equal), which the caller keeps in parsed form: the text comparison, not
+  /// the revision alone, proves it, since a device deleted and created again starts its
+  /// revisions over. Errors: not_found (device).
+  virtual StoreResult<DeviceWithShadow> get_device_with_shadow(std::string_view device_id,
+                                                               const StoredShadow* known) {
+    auto device = get_device(device_id);
+    if (!device) return Unexpected<StoreError>{std::move(device).error()};
+    auto shadow = get_shadow(device_id);
+    if (!shadow) return Unexpected<StoreError>{std::move(shadow).error()};
+    DeviceWithShadow out{*std::move(device), std::nullopt, std::nullopt};
+    if (*shadow) {
+      out.shadow_revision = (*shadow)->revision;
+      if (known == nullptr || **shadow != *known) {
+        out.shadow_document = std::move((*shadow)->document);
+      }
+    }
+    return out;
+  }
   /// Stores `document` if the stored revision equals `expected_revision` (0: no shadow
   /// stored yet) and returns the new revision (expected + 1). There is no delete: a
   /// deleted shadow is put as its tombstone (protocol::remove's document), so its version
