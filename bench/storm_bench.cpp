@@ -35,7 +35,6 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <nlohmann/json.hpp>
-#include <pwd.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -123,16 +122,6 @@ json spread(const std::vector<double>& v) {
           {"p90", round1(dag::bench::percentile(v, 0.9))},
           {"p99", round1(dag::bench::percentile(v, 0.99))},
           {"max", round1(*std::max_element(v.begin(), v.end()))}};
-}
-
-std::string whoami() {
-  passwd pw{};
-  passwd* found = nullptr;
-  std::array<char, 4096> buf{};
-  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-    return "root";
-  }
-  return pw.pw_name;
 }
 
 json machine() {
@@ -356,7 +345,7 @@ class Deployment {
     auto init = dag::test::run_to_end(
         {a.dagctl_bin, "--dir", state().string(), "init", "--host", "127.0.0.1", "--device-port",
          std::to_string(device_port_), "--service-port", std::to_string(service_port_),
-         "--broker-user", whoami()},
+         "--broker-user", dag::test::current_user_name()},
         60s);
     if (!init.status.success()) die("dagctl init: " + init.output);
     // The device listener listens on every interface in a deployment; here loopback only.

@@ -18,7 +18,6 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <array>
@@ -111,7 +110,8 @@ class ChainTest : public ::testing::Test {
     auto service_port = free_loopback_port();
     ASSERT_TRUE(device_port && service_port);
     auto init = ctl({"init", "--host", "127.0.0.1", "--device-port", std::to_string(*device_port),
-                     "--service-port", std::to_string(*service_port), "--broker-user", whoami()});
+                     "--service-port", std::to_string(*service_port), "--broker-user",
+                     current_user_name()});
     ASSERT_TRUE(init.first.success()) << init.second;
     ASSERT_NE(read(state() / "broker/mosquitto.conf").find("dag_presence"), std::string::npos)
         << "dagctl init should configure the presence plugin";
@@ -196,16 +196,6 @@ class ChainTest : public ::testing::Test {
     dags_.clear();
     if (dagd_) dagd_->stop();
     if (broker_) broker_->stop();
-  }
-
-  static std::string whoami() {
-    passwd pw{};
-    passwd* found = nullptr;
-    std::array<char, 4096> buf{};
-    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-      return "root";
-    }
-    return pw.pw_name;
   }
 
   std::filesystem::path state() const { return dir_.path() / "state"; }

@@ -3,7 +3,6 @@
 // dagd.toml, and dag-edge on the bundles `dagctl device add` writes.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -34,11 +33,6 @@ std::string read(const std::filesystem::path& p) {
   return s.str();
 }
 
-std::string whoami() {
-  const passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr ? pw->pw_name : "root";
-}
-
 // KEY=VALUE lines of an env bundle.
 Env read_env(const std::filesystem::path& file) {
   Env env;
@@ -66,7 +60,8 @@ class CtlIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(device_port && service_port);
     device_port_ = *device_port;
     auto init = ctl({"init", "--host", "127.0.0.1", "--device-port", std::to_string(*device_port),
-                     "--service-port", std::to_string(*service_port), "--broker-user", whoami()});
+                     "--service-port", std::to_string(*service_port), "--broker-user",
+                     current_user_name()});
     ASSERT_TRUE(init.first.success()) << init.second;
 
     auto broker =

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -354,6 +355,16 @@ ExitStatus Process::stop(int sig, std::chrono::milliseconds grace) {
   }
   (void)signal(SIGKILL);
   return wait();
+}
+
+std::string current_user_name() {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::array<char, 4096> buf{};
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return "root";
+  }
+  return pw.pw_name;
 }
 
 Finished run_to_end(std::vector<std::string> argv, std::chrono::milliseconds timeout) {

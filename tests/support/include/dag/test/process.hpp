@@ -126,6 +126,10 @@ struct Finished {
   std::string output;
 };
 
+/// The name of the user running this process ("root" when it has none): what
+/// `dagctl init --broker-user` needs so that a test's broker keeps the test's user.
+std::string current_user_name();
+
 /// Runs a program to its end (a command-line tool under test). A program that cannot be
 /// started, or is still running at `timeout` (then killed), gives the default ExitStatus
 /// (code -1) and the reason in `output`.
