@@ -212,7 +212,7 @@ Result<ProvisionResult> provision(const fs::path& db, const std::vector<std::str
     // [group, group_end): the accounts of this transaction.
     std::size_t group_end = group;
     std::size_t devices = 0;
-    while (group_end < sizes->size() && (devices == 0 || devices < kChunk)) {
+    while (group_end < sizes->size() && devices < kChunk) {
       devices += (*sizes)[group_end++];
     }
     ProvisionResult chunk;

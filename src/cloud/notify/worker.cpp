@@ -222,7 +222,9 @@ void Worker::deliver_round(std::int64_t now) {
   }
 
   // Record everything in one transaction.
-  std::uint64_t done = 0, retried = 0, failed = 0;
+  std::uint64_t done = 0;
+  std::uint64_t retried = 0;
+  std::uint64_t failed = 0;
   auto recorded = store::transact(
       store_, store::TxMode::read_write, [&](store::Transaction& tx) -> StoreResult<void> {
         done = retried = failed = 0;
