@@ -41,6 +41,11 @@ void for_each_parallel(std::size_t n, int threads, const std::function<void(std:
   drain();
 }  // the helpers join here
 
+// not_found: the target or device was deleted meanwhile; conflict: finished already.
+bool ok_or_gone(const StoreResult<void>& r) {
+  return r || r.error().code == StoreErrc::not_found || r.error().code == StoreErrc::conflict;
+}
+
 }  // namespace
 
 std::chrono::milliseconds retry_delay(int attempt, std::chrono::milliseconds initial,
@@ -55,6 +60,24 @@ struct Worker::Message {
   store::NotificationTarget target;
   std::vector<store::StoredIntent> intents;
   Notice notice;
+};
+
+// What a round does with its claimed intents.
+struct Worker::Plan {
+  std::vector<Message> messages;
+  std::vector<std::pair<std::int64_t, std::int64_t>> defers;   // intent id, until
+  std::vector<std::pair<std::int64_t, std::string>> unusable;  // intent id, reason
+};
+
+struct Worker::Outcome {
+  const Message* message;
+  Delivery result;
+};
+
+struct Worker::Counts {
+  std::uint64_t done{0};
+  std::uint64_t retried{0};
+  std::uint64_t failed{0};
 };
 
 Worker::Worker(store::Store& store, const Clock& clock, WorkerOptions options, Channels channels,
@@ -125,17 +148,13 @@ void Worker::deliver_round(std::int64_t now) {
   }
 
   // What to send now and what to hold, decided from the store's view of each target.
-  std::vector<Message> messages;
-  std::vector<std::pair<std::int64_t, std::int64_t>> defers;   // intent id, until
-  std::vector<std::pair<std::int64_t, std::string>> unusable;  // intent id, reason
+  Plan plan;
   auto planned = store::transact(
       store_, store::TxMode::read_only, [&](store::Transaction& tx) -> StoreResult<void> {
-        messages.clear();
-        defers.clear();
-        unusable.clear();
-        for (auto& entry : by_target) {
+        plan = {};
+        for (const auto& entry : by_target) {
           const std::string& target_id = entry.first;
-          auto& intents = entry.second;
+          const auto& intents = entry.second;
           const auto& first = intents.front().intent;
           auto account = tx.get_account(first.account_id);
           if (!account) return Unexpected<store::StoreError>{account.error()};
@@ -145,54 +164,10 @@ void Worker::deliver_round(std::int64_t now) {
                                  [&](const auto& t) { return t.id == target_id; });
           if (it == targets->end() || !it->verified) {
             for (const auto& i : intents)
-              unusable.emplace_back(i.id, "the target is no longer verified");
+              plan.unusable.emplace_back(i.id, "the target is no longer verified");
             continue;
           }
-          // Held back (deferred for coalescing, or waiting for a retry): its next attempt was
-          // moved past its creation. Such intents go out together with whatever else is due.
-          const auto held = [](const store::StoredIntent& i) {
-            return i.next_attempt_at_ms > i.intent.created_at_ms;
-          };
-          const auto last = last_sent_.find(target_id);
-          const std::int64_t quiet_from =
-              last == last_sent_.end() ? 0 : last->second + options_.coalesce_window.count();
-          // Made while the target was hearing from us, though claimed only now (a backlog
-          // of deliveries): part of the follow-up, not a new first alert.
-          const bool made_in_window = intents.front().intent.created_at_ms < quiet_from;
-          const bool follow_up =
-              made_in_window || std::any_of(intents.begin(), intents.end(), held);
-          if (now < quiet_from) {
-            // At most one message per target and window, follow-ups included.
-            for (const auto& i : intents) defers.emplace_back(i.id, quiet_from);
-            continue;
-          }
-          Message m;
-          m.target = *it;
-          if (follow_up) {
-            m.intents = intents;  // the deferred (and any newer) go out together
-          } else {
-            m.intents.push_back(intents.front());  // the first alert never waits
-            for (std::size_t k = 1; k < intents.size(); ++k) {
-              defers.emplace_back(intents[k].id, now + options_.coalesce_window.count());
-            }
-          }
-          m.notice.account_id = account->id;
-          m.notice.account_name = account->username;
-          m.notice.time_zone = account->settings.time_zone;
-          m.notice.dashboard_url = options_.public_url;
-          // A follow-up lists what was held back; a retried lone alert is still a first alert.
-          m.notice.follow_up = m.intents.size() > 1 || (held(m.intents.front()) &&
-                                                        !m.intents.front().last_error.has_value());
-          std::string key_material = target_id;
-          for (const auto& i : m.intents) {
-            const auto& in = i.intent;
-            m.notice.items.push_back({in.device_id, in.device_name, in.transition, in.user_state,
-                                      in.observed_at_ms,
-                                      nlohmann::json::parse(in.payload, nullptr, false)});
-            key_material += ":" + std::to_string(i.id);
-          }
-          m.notice.idempotency_key = sha256_hex(key_material).substr(0, 32);
-          messages.push_back(std::move(m));
+          plan_target(*account, *it, intents, now, plan);
         }
         return {};
       });
@@ -204,10 +179,8 @@ void Worker::deliver_round(std::int64_t now) {
 
   // Deliver (network I/O, outside any transaction), several at once: a round of a storm
   // holds hundreds of messages, and each waits for its server's replies.
-  struct Outcome {
-    const Message* message;
-    Delivery result;
-  };
+  const auto& messages = plan.messages;
+  const auto& defers = plan.defers;
   std::vector<std::optional<Delivery>> results(messages.size());
   for_each_parallel(messages.size(), options_.concurrency,
                     [&](std::size_t k) { results[k] = deliver_one(messages[k]); });
@@ -222,61 +195,24 @@ void Worker::deliver_round(std::int64_t now) {
   }
 
   // Record everything in one transaction.
-  std::uint64_t done = 0;
-  std::uint64_t retried = 0;
-  std::uint64_t failed = 0;
+  Counts counts;
   auto recorded = store::transact(
       store_, store::TxMode::read_write, [&](store::Transaction& tx) -> StoreResult<void> {
-        done = retried = failed = 0;
-        auto ok_or_gone = [](const StoreResult<void>& r) {
-          // not_found: the target or device was deleted meanwhile; conflict: finished already.
-          return r || r.error().code == StoreErrc::not_found ||
-                 r.error().code == StoreErrc::conflict;
-        };
+        counts = {};
         for (const auto id : no_target) {
           if (auto r = tx.mark_intent_done(id, now); !ok_or_gone(r)) return r;
-          ++done;
+          ++counts.done;
         }
         for (const auto& [id, until] : defers) {
           if (auto r = tx.defer_intent(id, until); !ok_or_gone(r)) return r;
         }
-        for (const auto& [id, reason] : unusable) {
+        for (const auto& [id, reason] : plan.unusable) {
           if (auto r = tx.mark_intent_failed(id, reason, std::nullopt, now); !ok_or_gone(r))
             return r;
-          ++failed;
+          ++counts.failed;
         }
         for (const auto& o : outcomes) {
-          const auto& m = *o.message;
-          if (o.result) {
-            for (const auto& i : m.intents) {
-              if (auto r = tx.mark_intent_done(i.id, now); !ok_or_gone(r)) return r;
-              ++done;
-            }
-            if (auto r = tx.record_delivery(m.target.id, true, "", now); !ok_or_gone(r)) return r;
-            continue;
-          }
-          const auto& error = o.result.error();
-          for (const auto& i : m.intents) {
-            const bool expired = now - i.intent.created_at_ms >= options_.give_up_after.count();
-            std::optional<std::int64_t> retry_at;
-            if (!error.permanent && !expired) {
-              retry_at =
-                  now + retry_delay(i.attempts, options_.retry_initial, options_.retry_max).count();
-            }
-            const std::string reason = expired && !error.permanent
-                                           ? "gave up after retrying: " + error.reason
-                                           : error.reason;
-            if (auto r = tx.mark_intent_failed(i.id, reason, retry_at, now); !ok_or_gone(r))
-              return r;
-            if (retry_at) {
-              ++retried;
-            } else {
-              ++failed;
-            }
-          }
-          if (auto r = tx.record_delivery(m.target.id, false, error.reason, now); !ok_or_gone(r)) {
-            return r;
-          }
+          if (auto r = record_outcome(tx, o, now, counts); !r) return r;
         }
         return {};
       });
@@ -287,7 +223,13 @@ void Worker::deliver_round(std::int64_t now) {
     log::error("notify.record_failed", {{"error", recorded.error().message}});
     return;
   }
-  for (const auto& [id, until] : defers) next_due_ = std::min(next_due_.value_or(until), until);
+  after_round(plan, outcomes, counts, now);
+}
+
+void Worker::after_round(const Plan& plan, const std::vector<Outcome>& outcomes,
+                         const Counts& counts, std::int64_t now) {
+  for (const auto& [id, until] : plan.defers)
+    next_due_ = std::min(next_due_.value_or(until), until);
   for (const auto& o : outcomes) {
     if (!o.result && !o.result.error().permanent) {
       const auto at = now + retry_delay(o.message->intents.front().attempts, options_.retry_initial,
@@ -307,10 +249,90 @@ void Worker::deliver_round(std::int64_t now) {
                                   {"reason", o.result.error().reason}});
     }
   }
-  metrics_.intents_done.fetch_add(done, std::memory_order_relaxed);
-  metrics_.retries.fetch_add(retried, std::memory_order_relaxed);
-  metrics_.failed.fetch_add(failed, std::memory_order_relaxed);
-  metrics_.deferred.fetch_add(defers.size(), std::memory_order_relaxed);
+  metrics_.intents_done.fetch_add(counts.done, std::memory_order_relaxed);
+  metrics_.retries.fetch_add(counts.retried, std::memory_order_relaxed);
+  metrics_.failed.fetch_add(counts.failed, std::memory_order_relaxed);
+  metrics_.deferred.fetch_add(plan.defers.size(), std::memory_order_relaxed);
+}
+
+void Worker::plan_target(const store::Account& account, const store::NotificationTarget& target,
+                         const std::vector<store::StoredIntent>& intents, std::int64_t now,
+                         Plan& plan) const {
+  // Held back (deferred for coalescing, or waiting for a retry): its next attempt was
+  // moved past its creation. Such intents go out together with whatever else is due.
+  const auto held = [](const store::StoredIntent& i) {
+    return i.next_attempt_at_ms > i.intent.created_at_ms;
+  };
+  const auto last = last_sent_.find(target.id);
+  const std::int64_t quiet_from =
+      last == last_sent_.end() ? 0 : last->second + options_.coalesce_window.count();
+  // Made while the target was hearing from us, though claimed only now (a backlog of
+  // deliveries): part of the follow-up, not a new first alert.
+  const bool made_in_window = intents.front().intent.created_at_ms < quiet_from;
+  const bool follow_up = made_in_window || std::any_of(intents.begin(), intents.end(), held);
+  if (now < quiet_from) {
+    // At most one message per target and window, follow-ups included.
+    for (const auto& i : intents) plan.defers.emplace_back(i.id, quiet_from);
+    return;
+  }
+  Message m;
+  m.target = target;
+  if (follow_up) {
+    m.intents = intents;  // the deferred (and any newer) go out together
+  } else {
+    m.intents.push_back(intents.front());  // the first alert never waits
+    for (std::size_t k = 1; k < intents.size(); ++k) {
+      plan.defers.emplace_back(intents[k].id, now + options_.coalesce_window.count());
+    }
+  }
+  m.notice.account_id = account.id;
+  m.notice.account_name = account.username;
+  m.notice.time_zone = account.settings.time_zone;
+  m.notice.dashboard_url = options_.public_url;
+  // A follow-up lists what was held back; a retried lone alert is still a first alert.
+  m.notice.follow_up = m.intents.size() > 1 ||
+                       (held(m.intents.front()) && !m.intents.front().last_error.has_value());
+  std::string key_material = target.id;
+  for (const auto& i : m.intents) {
+    const auto& in = i.intent;
+    m.notice.items.push_back({in.device_id, in.device_name, in.transition, in.user_state,
+                              in.observed_at_ms,
+                              nlohmann::json::parse(in.payload, nullptr, false)});
+    key_material += ":" + std::to_string(i.id);
+  }
+  m.notice.idempotency_key = sha256_hex(key_material).substr(0, 32);
+  plan.messages.push_back(std::move(m));
+}
+
+StoreResult<void> Worker::record_outcome(store::Transaction& tx, const Outcome& o, std::int64_t now,
+                                         Counts& counts) const {
+  const auto& m = *o.message;
+  if (o.result) {
+    for (const auto& i : m.intents) {
+      if (auto r = tx.mark_intent_done(i.id, now); !ok_or_gone(r)) return r;
+      ++counts.done;
+    }
+    if (auto r = tx.record_delivery(m.target.id, true, "", now); !ok_or_gone(r)) return r;
+    return {};
+  }
+  const auto& error = o.result.error();
+  for (const auto& i : m.intents) {
+    const bool expired = now - i.intent.created_at_ms >= options_.give_up_after.count();
+    std::optional<std::int64_t> retry_at;
+    if (!error.permanent && !expired) {
+      retry_at = now + retry_delay(i.attempts, options_.retry_initial, options_.retry_max).count();
+    }
+    const std::string reason =
+        expired && !error.permanent ? "gave up after retrying: " + error.reason : error.reason;
+    if (auto r = tx.mark_intent_failed(i.id, reason, retry_at, now); !ok_or_gone(r)) return r;
+    if (retry_at) {
+      ++counts.retried;
+    } else {
+      ++counts.failed;
+    }
+  }
+  if (auto r = tx.record_delivery(m.target.id, false, error.reason, now); !ok_or_gone(r)) return r;
+  return {};
 }
 
 Delivery Worker::deliver_one(const Message& m) const {

@@ -33,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dag/common/clock.hpp"
 #include "dag/notify/channel.hpp"
@@ -105,7 +106,21 @@ class Worker {
 
  private:
   struct Message;
+  struct Plan;
+  struct Outcome;
+  struct Counts;
   void deliver_round(std::int64_t now);
+  /// What to do now with one verified target's claimed intents (oldest first): a message,
+  /// or deferrals; added to `plan`. Run thread only (reads last_sent_).
+  void plan_target(const store::Account& account, const store::NotificationTarget& target,
+                   const std::vector<store::StoredIntent>& intents, std::int64_t now,
+                   Plan& plan) const;
+  /// Once a round is recorded: when the next is due, counters and logs.
+  void after_round(const Plan& plan, const std::vector<Outcome>& outcomes, const Counts& counts,
+                   std::int64_t now);
+  /// Records one delivery's outcome on its intents and target.
+  store::StoreResult<void> record_outcome(store::Transaction& tx, const Outcome& o,
+                                          std::int64_t now, Counts& counts) const;
   /// Through the target's channel; thread-safe (reads channels_ only).
   Delivery deliver_one(const Message& m) const;
   void send_verifications(std::int64_t now);
