@@ -61,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "dag/sim/fleet.hpp"
 #include "dag/test/ports.hpp"
 #include "dag/test/process.hpp"
 #include "dag/test/smtp_server.hpp"
@@ -112,16 +113,6 @@ double round1(double v) {
 }
 double round3(double v) {
   return std::round(v * 1000) / 1000;
-}
-
-// {"count","p50","p90","p99","max"} in ms, one decimal.
-json spread(const std::vector<double>& v) {
-  if (v.empty()) return {{"count", 0}};
-  return {{"count", v.size()},
-          {"p50", round1(dag::bench::percentile(v, 0.5))},
-          {"p90", round1(dag::bench::percentile(v, 0.9))},
-          {"p99", round1(dag::bench::percentile(v, 0.99))},
-          {"max", round1(*std::max_element(v.begin(), v.end()))}};
 }
 
 json machine() {
@@ -655,12 +646,12 @@ json run_storm(const Args& a, int devices) {
       {"persisted",
        {{"count", cuts.size() - missing},
         {"inDatabase", in_db},
-        {"observedToPersistedMs", spread(persisted)},
+        {"observedToPersistedMs", dag::sim::distribution(persisted)},
         {"lastPublishToAllPersistedS", round3(persisted_after_s)},
         {"stormSpanS", round3(static_cast<double>(last_publish - storm_start) / 1000.0)}}},
       {"bare",
        {{"received", bare_ms.size()},
-        {"observedToReceivedMs", spread(bare_ms)},
+        {"observedToReceivedMs", dag::sim::distribution(bare_ms)},
         {"lastPublishToAllReceivedS",
          round3(static_cast<double>(last_bare - last_publish) / 1000.0)}}},
       {"emails",
@@ -671,7 +662,7 @@ json run_storm(const Args& a, int devices) {
         {"stormStartToAllAcceptedS", round3(mails_after_s)},
         {"lastPublishToAllAcceptedS",
          round3(static_cast<double>(last_mail - last_publish) / 1000.0)},
-        {"firstAlertMs", spread(first_alert)}}},
+        {"firstAlertMs", dag::sim::distribution(first_alert)}}},
       {"cpuS",
        {{"dagd", round1(sampler.cpu_between(Sampler::kDagd, storm_start, end))},
         {"mosquitto", round1(sampler.cpu_between(Sampler::kBroker, storm_start, end))},
@@ -725,8 +716,8 @@ json run_single(const Args& a) {
   const double p50 = to_mail.empty() ? 0 : dag::bench::percentile(to_mail, 0.5);
   json r = {{"outages", cuts.size()},
             {"mailed", to_mail.size()},
-            {"observedToMailAcceptedMs", spread(to_mail)},
-            {"observedToPersistedMs", spread(to_persisted)},
+            {"observedToMailAcceptedMs", dag::sim::distribution(to_mail)},
+            {"observedToPersistedMs", dag::sim::distribution(to_persisted)},
             {"goals", {{"p50Within500ms", to_mail.size() == cuts.size() && p50 <= 500}}}};
   r["ok"] = sim.value("ok", false) && mails_done && to_mail.size() == cuts.size();
   return r;
