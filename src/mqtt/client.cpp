@@ -8,6 +8,7 @@
 
 #include "dag/common/errno_text.hpp"
 #include "dag/common/log.hpp"
+#include "dag/common/thread_name.hpp"
 
 namespace dag::mqtt {
 namespace {
@@ -152,7 +153,10 @@ Result<std::unique_ptr<Client>> Client::create(Options options, Handler& handler
 void Client::start() {
   if (thread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    set_thread_name("mqtt");
+    run();
+  });
 }
 
 void Client::stop() {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dag/common/log.hpp"
+#include "dag/common/thread_name.hpp"
 
 namespace dag::api {
 namespace {
@@ -35,7 +36,10 @@ class GrowingPool final : public httplib::TaskQueue {
     // one: compare with the jobs waiting, or a second stream could wait behind the first
     // (which never ends) with no thread to serve it.
     if (jobs_.size() > idle_ && threads_.size() < max_) {
-      threads_.emplace_back([this] { work(); });
+      threads_.emplace_back([this] {
+        set_thread_name("api");
+        work();
+      });
     } else {
       ready_.notify_one();
     }
@@ -370,7 +374,10 @@ Result<int> Server::start() {
   // Debian's httplib listens with a backlog of 5: a burst of new connections (dashboards
   // reconnecting after a restart) would overflow it and wait 1 s for a SYN retry.
   if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
-  impl_->listener = std::thread([impl] { impl->http->listen_after_bind(); });
+  impl_->listener = std::thread([impl] {
+    set_thread_name("api-listen");
+    impl->http->listen_after_bind();
+  });
   impl_->started = true;
   log::info("api.listening", {{"host", o.host},
                               {"port", port},

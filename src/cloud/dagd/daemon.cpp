@@ -11,6 +11,7 @@
 #include "dag/common/encoding.hpp"
 #include "dag/common/files.hpp"
 #include "dag/common/log.hpp"
+#include "dag/common/thread_name.hpp"
 #include "dag/ingest/ingest.hpp"
 #include "dag/mqtt/client.hpp"
 #include "dag/notify/email.hpp"
@@ -347,8 +348,14 @@ int run_dagd(const DagdSettings& s) {
                               {"client_id", s.client_id},
                               {"share_group", s.share_group}});
   (*client)->start();
-  std::thread worker([&] { ingest.run(); });
-  std::thread notifier_thread([&] { notifier.run(); });
+  std::thread worker([&] {
+    set_thread_name("dagd-ingest");
+    ingest.run();
+  });
+  std::thread notifier_thread([&] {
+    set_thread_name("dagd-notify");
+    notifier.run();
+  });
 
   wait_for_stop(mask, [&] { log_counters(metrics, ingest, notify_metrics); });
   server.stop();  // no new requests; the streams end

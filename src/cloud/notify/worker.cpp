@@ -10,6 +10,7 @@
 
 #include "dag/common/encoding.hpp"
 #include "dag/common/log.hpp"
+#include "dag/common/thread_name.hpp"
 
 namespace dag::notify {
 namespace {
@@ -33,7 +34,10 @@ void for_each_parallel(std::size_t n, int threads, const std::function<void(std:
   const auto extra = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(threads, 1))) - 1;
   for (std::size_t t = 0; t < extra; ++t) {
     try {
-      helpers.emplace_back(drain);
+      helpers.emplace_back([&] {
+        set_thread_name("notify-send");
+        drain();
+      });
     } catch (const std::system_error&) {
       break;  // the others (and this thread) do the rest
     }

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "dag/common/thread_name.hpp"
+
 #include "sqlite/error_map.hpp"
 
 namespace dag::store::detail {
@@ -24,7 +26,10 @@ StoreResult<std::unique_ptr<Checkpointer>> Checkpointer::start(
   }
   std::unique_ptr<Checkpointer> checkpointer{
       new Checkpointer(std::move(connection).value(), threshold_pages)};
-  checkpointer->thread_ = std::thread([raw = checkpointer.get()] { raw->run(); });
+  checkpointer->thread_ = std::thread([raw = checkpointer.get()] {
+    set_thread_name("sqlite-ckpt");
+    raw->run();
+  });
   return checkpointer;
 }
 
