@@ -109,6 +109,17 @@ inline double cpu_seconds(pid_t pid) {
   return stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat");
 }
 
+/// utime + stime of a process and of its live child processes (a server that forks
+/// workers), in seconds. A child that already ended is not counted.
+inline double cpu_seconds_with_children(pid_t pid) {
+  if (pid <= 0) return 0;
+  double total = cpu_seconds(pid);
+  const std::string p = std::to_string(pid);
+  std::ifstream children("/proc/" + p + "/task/" + p + "/children");
+  for (pid_t child = 0; children >> child;) total += cpu_seconds(child);
+  return total;
+}
+
 /// CPU time spent by the whole machine (every CPU, not idle or waiting for I/O).
 inline double machine_busy_seconds() {
   std::ifstream in("/proc/stat");

@@ -26,6 +26,9 @@
 //   --sim-threads T (2), --connect-concurrency C (64)   dag-sim's
 //   --seed S (1)
 //   --timeout-s T (300)          bound for each phase
+//   --smtp-workers W (2)         processes of the test SMTP server (each message is stored
+//                                with an fsync before its 250; one process would hold every
+//                                session behind the disk, where a mail relay runs many)
 //   --dagd-bin, --dagctl-bin, --sim-bin PATH   default: the ones built with this program
 // Needs `ulimit -Hn` above twice the largest N (dag-sim and Mosquitto each hold a socket
 // per dag). Prints a table on stderr and one JSON line on stdout; exit status 1 when a
@@ -75,6 +78,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using dag::bench::cpu_seconds;
+using dag::bench::cpu_seconds_with_children;
 using dag::bench::die;
 using dag::bench::proc_status;
 using dag::test::Process;
@@ -90,6 +94,7 @@ struct Args {
   int connect_concurrency{64};
   int seed{1};
   int timeout_s{300};
+  int smtp_workers{2};
   std::string dagd_bin{DAG_DAGD_BIN};
   std::string dagctl_bin{DAG_DAGCTL_BIN};
   std::string sim_bin{DAG_SIM_BIN};
@@ -210,7 +215,8 @@ class Sampler {
       }
       for (int w = 0; w < 4; ++w) {
         const pid_t p = pids_[static_cast<std::size_t>(w)].load();
-        s.cpu[static_cast<std::size_t>(w)] = p > 0 ? cpu_seconds(p) : 0;
+        s.cpu[static_cast<std::size_t>(w)] =
+            w == kSmtp ? cpu_seconds_with_children(p) : cpu_seconds(p);
       }
       // A process that ended reads 0: keep its last figure.
       if (!samples_.empty()) {
@@ -325,7 +331,7 @@ class BareSubscriber {
 class Deployment {
  public:
   explicit Deployment(const Args& a) : args_(a) {
-    auto smtp = dag::test::SmtpServer::start({.headers_only = true});
+    auto smtp = dag::test::SmtpServer::start({.headers_only = true, .workers = a.smtp_workers});
     if (!smtp) die("SMTP server: " + smtp.error().message);
     smtp_ = std::move(*smtp);
     auto device_port = dag::test::free_loopback_port();
@@ -778,12 +784,16 @@ int main(int argc, char** argv) {
                              {"--connect-concurrency", dag::bench::int_flag(a.connect_concurrency)},
                              {"--seed", dag::bench::int_flag(a.seed)},
                              {"--timeout-s", dag::bench::int_flag(a.timeout_s)},
+                             {"--smtp-workers", dag::bench::int_flag(a.smtp_workers)},
                              {"--dagd-bin", [&](const std::string& v) { a.dagd_bin = v; }},
                              {"--dagctl-bin", [&](const std::string& v) { a.dagctl_bin = v; }},
                              {"--sim-bin", [&](const std::string& v) { a.sim_bin = v; }}});
     raise_fd_limit(std::max(
         a.outages, a.devices.empty() ? 0 : *std::max_element(a.devices.begin(), a.devices.end())));
-    json out = {{"bench", "storm"}, {"machine", machine()}, {"storms", json::array()}};
+    json out = {{"bench", "storm"},
+                {"machine", machine()},
+                {"smtpWorkers", a.smtp_workers},
+                {"storms", json::array()}};
     bool ok = true;
     for (const int n : a.devices) {
       auto r = run_storm(a, n);

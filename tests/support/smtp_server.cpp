@@ -135,6 +135,9 @@ Result<void> SmtpServer::launch() {
   if (options_.headers_only) {
     p.argv.emplace_back("--headers-only");
   }
+  if (options_.workers > 1) {
+    p.argv.insert(p.argv.end(), {"--workers", std::to_string(options_.workers)});
+  }
   p.env = {{"PYTHONDONTWRITEBYTECODE", "1"}};
   p.log_file = dir_ / "smtp.log";
   auto proc = Process::spawn(std::move(p));

@@ -16,11 +16,15 @@ a Maildir, and prints one line per event on stdout (flushed), which the fixture 
 Modes: --reject ADDR (550 to RCPT TO for ADDR), --tempfail ADDR (451 to RCPT TO),
 --auth USER:PASSWORD (AUTH required; PLAIN and LOGIN, also without TLS),
 --tls-cert/--tls-key (offer STARTTLS, or with --implicit-tls speak TLS from the start),
---require-tls (refuse MAIL before STARTTLS).
+--require-tls (refuse MAIL before STARTTLS), --headers-only (benchmarks: parse only the
+headers), --workers N (benchmarks: N processes accept on the one listening socket, as a
+mail relay runs many smtpd processes; each message is still stored with an fsync before
+its 250, which with one process serialises every session behind the disk).
 """
 
 import argparse
 import asyncio
+import ctypes
 import email
 import email.parser
 import email.policy
@@ -28,6 +32,8 @@ import json
 import itertools
 import mailbox
 import os
+import signal
+import socket
 import ssl
 import sys
 import time
@@ -36,8 +42,29 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 def say(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    # One write(2) per line: with --workers, several processes share this pipe, and a
+    # line written at once is not interleaved with another's (up to PIPE_BUF; longer
+    # lines only come from the full parse, which benchmarks leave out).
+    data = (line + "\n").encode()
+    while data:
+        data = data[os.write(1, data):]
+
+
+def start_workers(count):
+    """Forks count - 1 more processes serving the listening socket already made; returns
+    their pids in the parent, None in a child. A child dies with its parent."""
+    children = []
+    for _ in range(count - 1):
+        pid = os.fork()
+        if pid == 0:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() == 1:
+                os._exit(0)  # the parent died before prctl
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            return None
+        children.append(pid)
+    return children
 
 
 class Handler:
@@ -135,6 +162,7 @@ def main():
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--require-tls", action="store_true")
     parser.add_argument("--headers-only", action="store_true")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     args.reject = [a.lower() for a in args.reject]
     args.tempfail = [a.lower() for a in args.tempfail]
@@ -155,6 +183,14 @@ def main():
                   and auth_data.password.decode() == password)
             return AuthResult(success=ok, auth_data=auth_data if ok else None)
 
+    # The socket is made before any fork, so that every worker accepts on it.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)
+    sock.setblocking(False)
+    children = start_workers(max(1, args.workers))
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
@@ -168,8 +204,26 @@ def main():
         return SMTP(handler, **kwargs)
 
     server = loop.run_until_complete(loop.create_server(
-        factory, host="127.0.0.1", port=args.port, reuse_address=True,
-        ssl=context if args.implicit_tls else None))
+        factory, sock=sock, ssl=context if args.implicit_tls else None))
+    if children is None:
+        loop.run_forever()
+        return
+    if children:
+        # Stopping the parent stops the workers, and it ends only after them, so that the
+        # fixture reading stdout to its end sees every line they wrote.
+        def stop_all():
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for pid in children:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+            os._exit(0)
+        loop.add_signal_handler(signal.SIGTERM, stop_all)
     port = server.sockets[0].getsockname()[1]
     say(f"READY port={port}")
     try:

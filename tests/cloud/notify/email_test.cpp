@@ -5,6 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "dag/test/smtp_server.hpp"
 #include "dag/test/test_pki.hpp"
 
@@ -108,6 +116,57 @@ TEST(EmailChannel, DeliversOneMultipartMessage) {
   // On the wire: CRLF lines, quoted-printable.
   EXPECT_NE(mail.raw.find("\r\nContent-Transfer-Encoding: quoted-printable\r\n"),
             std::string::npos);
+}
+
+// The benchmarks' server: several processes accept on one port. Parallel sessions all get
+// their messages stored and reported once, and stopping the server stops every process.
+TEST(EmailChannel, ServerWorkersShareThePortAndStopTogether) {
+  auto smtp = server({.headers_only = true, .workers = 3});
+  ASSERT_TRUE(smtp);
+  const std::string self = std::to_string(smtp->pid());
+  std::vector<pid_t> workers;
+  {
+    std::ifstream children("/proc/" + self + "/task/" + self + "/children");
+    for (pid_t p = 0; children >> p;) workers.push_back(p);
+  }
+  ASSERT_EQ(workers.size(), 2U);
+
+  constexpr int kThreads = 4;
+  constexpr int kEach = 5;
+  std::vector<std::thread> senders;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      auto email = channel(*smtp);
+      if (!email) {
+        ++failures;
+        return;
+      }
+      for (int i = 0; i < kEach; ++i) {
+        const auto name = "dag " + std::to_string(t) + "." + std::to_string(i);
+        if (!email->deliver(target(), notice(name))) ++failures;
+      }
+    });
+  }
+  for (auto& s : senders) s.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto mails = smtp->wait_for_messages(kThreads * kEach, kWait);
+  ASSERT_TRUE(mails) << mails.error().message;
+  std::set<std::string> subjects;
+  std::set<std::string> keys;
+  for (const auto& m : *mails) {
+    subjects.insert(m.subject);
+    keys.insert(m.key);
+    EXPECT_FALSE(m.raw.empty()) << m.key;
+  }
+  EXPECT_EQ(subjects.size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_EQ(keys.size(), static_cast<std::size_t>(kThreads * kEach));
+
+  ASSERT_TRUE(smtp->stop());
+  for (const pid_t p : workers) {
+    EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(p))) << "worker " << p;
+  }
+  EXPECT_EQ(smtp->messages().size(), static_cast<std::size_t>(kThreads * kEach));
 }
 
 TEST(EmailChannel, NonAsciiNamesAndHostileNames) {

@@ -61,6 +61,10 @@ struct SmtpServerOptions {
   /// envelope, subject and the TLS/AUTH facts, no headers list, parts or defects. The full
   /// parse costs the server's single thread milliseconds per message.
   bool headers_only{false};
+  /// Server processes accepting on the one port (benchmarks). Each stores a message with
+  /// an fsync before its 250, so one process holds every session behind the disk, where a
+  /// mail relay runs many smtpd processes.
+  int workers{1};
   /// Bound for start() and stop().
   std::chrono::milliseconds timeout{std::chrono::seconds{10}};
 };
