@@ -26,7 +26,7 @@
 //   --sim-threads T (2), --connect-concurrency C (64)   dag-sim's
 //   --seed S (1)
 //   --timeout-s T (300)          bound for each phase
-//   --smtp-workers W (2)         processes of the test SMTP server (each message is stored
+//   --smtp-workers W (1)         processes of the test SMTP server (each message is stored
 //                                with an fsync before its 250; one process would hold every
 //                                session behind the disk, where a mail relay runs many)
 //   --dagd-bin, --dagctl-bin, --sim-bin PATH   default: the ones built with this program
@@ -94,7 +94,7 @@ struct Args {
   int connect_concurrency{64};
   int seed{1};
   int timeout_s{300};
-  int smtp_workers{2};
+  int smtp_workers{1};
   std::string dagd_bin{DAG_DAGD_BIN};
   std::string dagctl_bin{DAG_DAGCTL_BIN};
   std::string sim_bin{DAG_SIM_BIN};
@@ -152,12 +152,27 @@ json machine() {
 // CPU seconds (and the RSS of dagd and Mosquitto) of a few processes every 100 ms, so that
 // a phase whose start is only known afterwards (the storm's first cut, from dag-sim's
 // per-dag file) can be cut out.
+// utime + stime of each live thread of `pid`, summed by thread name.
+std::map<std::string, double> thread_cpu_seconds(pid_t pid) {
+  std::map<std::string, double> out;
+  if (pid <= 0) return out;
+  std::error_code ec;
+  const fs::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : fs::directory_iterator(tasks, ec)) {
+    std::string name = read_file(task.path() / "comm");
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    out[name.empty() ? "?" : name] += dag::bench::stat_cpu_seconds((task.path() / "stat").string());
+  }
+  return out;
+}
+
 class Sampler {
  public:
   struct Sample {
     std::int64_t at_ms;
-    std::array<double, 4> cpu;    // dagd, mosquitto, dag-sim, SMTP server
-    std::array<long, 2> rss_kib;  // dagd, mosquitto
+    std::array<double, 4> cpu;                   // dagd, mosquitto, dag-sim, SMTP server
+    std::array<long, 2> rss_kib;                 // dagd, mosquitto
+    std::map<std::string, double> dagd_threads;  // CPU of dagd's live threads, by name
   };
   enum Who { kDagd = 0, kBroker = 1, kSim = 2, kSmtp = 3 };
 
@@ -191,6 +206,31 @@ class Sampler {
     if (samples_.empty()) return 0;
     return at(to_ms) - at(from_ms);
   }
+  // dagd's CPU seconds between two epoch times by thread name (dagd names its threads);
+  // "ended threads" is what threads that are gone by `to_ms` used (notify-send helpers
+  // live for one round of deliveries).
+  std::map<std::string, double> dagd_threads_between(std::int64_t from_ms,
+                                                     std::int64_t to_ms) const {
+    std::lock_guard l(mu_);
+    std::map<std::string, double> out;
+    if (samples_.empty()) return out;
+    const auto at = [&](std::int64_t t) -> const Sample& {
+      const auto it = std::lower_bound(samples_.begin(), samples_.end(), t,
+                                       [](const Sample& s, std::int64_t v) { return s.at_ms < v; });
+      return it == samples_.end() ? samples_.back() : *it;
+    };
+    const Sample& from = at(from_ms);
+    const Sample& to = at(to_ms);
+    double live = 0;
+    for (const auto& [name, cpu] : to.dagd_threads) {
+      const auto before = from.dagd_threads.find(name);
+      const double used = cpu - (before == from.dagd_threads.end() ? 0 : before->second);
+      out[name] = round1(std::max(0.0, used));
+      live += std::max(0.0, used);
+    }
+    out["ended threads"] = round1(std::max(0.0, to.cpu[kDagd] - from.cpu[kDagd] - live));
+    return out;
+  }
   // The largest RSS of dagd or Mosquitto sampled between two epoch times, in MiB.
   double rss_peak_mib(Who who, std::int64_t from_ms, std::int64_t to_ms) const {
     std::lock_guard l(mu_);
@@ -218,6 +258,7 @@ class Sampler {
         s.cpu[static_cast<std::size_t>(w)] =
             w == kSmtp ? cpu_seconds_with_children(p) : cpu_seconds(p);
       }
+      s.dagd_threads = thread_cpu_seconds(pids_[kDagd].load());
       // A process that ended reads 0: keep its last figure.
       if (!samples_.empty()) {
         for (std::size_t w = 0; w < 4; ++w) s.cpu[w] = std::max(s.cpu[w], samples_.back().cpu[w]);
@@ -674,7 +715,18 @@ json run_storm(const Args& a, int devices) {
         {"mosquitto", round1(sampler.cpu_between(Sampler::kBroker, storm_start, end))},
         {"dagSim", round1(sampler.cpu_between(Sampler::kSim, storm_start, end))},
         {"smtpServer", round1(sampler.cpu_between(Sampler::kSmtp, storm_start, end))},
-        {"windowS", round3(static_cast<double>(end - storm_start) / 1000.0)}}},
+        {"windowS", round3(static_cast<double>(end - storm_start) / 1000.0)},
+        {"dagdThreads", sampler.dagd_threads_between(storm_start, end)},
+        // Until every cut was persisted: what the ingest had to share the machine with.
+        {"untilPersisted",
+         {{"dagd", round1(sampler.cpu_between(Sampler::kDagd, storm_start, last_persisted))},
+          {"dagdThreads", sampler.dagd_threads_between(storm_start, last_persisted)},
+          {"mosquitto",
+           round1(sampler.cpu_between(Sampler::kBroker, storm_start, last_persisted))},
+          {"dagSim", round1(sampler.cpu_between(Sampler::kSim, storm_start, last_persisted))},
+          {"smtpServer",
+           round1(sampler.cpu_between(Sampler::kSmtp, storm_start, last_persisted))},
+          {"windowS", round3(static_cast<double>(last_persisted - storm_start) / 1000.0)}}}}},
       {"rssMiB",
        {{"dagdStorm", sampler.rss_peak_mib(Sampler::kDagd, storm_start, end)},
         {"dagdEnd", kib(dagd_status, "VmRSS")},
