@@ -137,6 +137,9 @@ void Worker::deliver_round(std::int64_t now) {
   if (claimed->empty()) return;
   std::sort(claimed->begin(), claimed->end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });  // oldest first
+  // A full claim: more are due, so another round at once.
+  if (static_cast<int>(claimed->size()) >= options_.claim_limit) next_due_ = now;
+
   // Group by target, oldest first.
   std::map<std::string, std::vector<store::StoredIntent>> by_target;
   std::vector<std::int64_t> no_target;
@@ -146,11 +149,6 @@ void Worker::deliver_round(std::int64_t now) {
     } else {
       no_target.push_back(i.id);  // nobody verified to tell: done, nothing to send
     }
-  }
-  // A full claim (claim_limit targets, an intent without one counting as its own): more
-  // may be due, so another round at once.
-  if (by_target.size() + no_target.size() >= static_cast<std::size_t>(options_.claim_limit)) {
-    next_due_ = now;
   }
 
   // What to send now and what to hold, decided from the store's view of each target.

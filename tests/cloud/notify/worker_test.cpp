@@ -199,11 +199,10 @@ TEST_F(WorkerTest, ClaimsThatCutATargetsIntentsStillMakeOneFollowUpEach) {
     }
     must(tx->commit());
   }
-  // Three intents per target, interleaved: a claim of 2 takes two targets whole and
-  // leaves the third for the next round, when the first alerts and when the follow-ups
-  // are due.
+  // Three intents per target: when the follow-ups are due, a claim of 3 takes two of one
+  // target and one of the next.
   auto options = options_;
-  options.claim_limit = 2;
+  options.claim_limit = 3;
   Worker worker(*store_, clock_, options, Channels{&channel_, nullptr, nullptr, nullptr}, metrics_);
   for (int i = 0; i < 3; ++i) {
     for (const auto& t : targets) intent(i, t);

@@ -199,7 +199,8 @@ TEST_F(NotificationsTest, ClaimsTakeWholeTargetsInTheOrderOfTheirOldestIntent) {
   const NotificationTarget a = add_email(*tx, "a@example.org", kT0, true);
   const NotificationTarget b = add_email(*tx, "b@example.org", kT0, true);
   // Interleaved, as a storm's intents are: a, b, a, b, a, then one without a target.
-  std::vector<std::int64_t> of_a, of_b;
+  std::vector<std::int64_t> of_a;
+  std::vector<std::int64_t> of_b;
   for (int k = 0; k < 5; ++k) {
     const auto& t = k % 2 == 0 ? a : b;
     (k % 2 == 0 ? of_a : of_b).push_back(must(tx->enqueue_intent(intent(t.id, kT0 + k))));
@@ -207,44 +208,48 @@ TEST_F(NotificationsTest, ClaimsTakeWholeTargetsInTheOrderOfTheirOldestIntent) {
   const auto lone = must(tx->enqueue_intent(intent(std::nullopt, kT0 + 5)));
   const auto ids = [](const std::vector<StoredIntent>& v) {
     std::vector<std::int64_t> out;
+    out.reserve(v.size());
     for (const auto& i : v) out.push_back(i.id);
     std::sort(out.begin(), out.end());
     return out;
   };
-  // A limit of 1: the oldest due intent is a's, so a comes whole (all three), b waits.
-  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 1, "n", kLease))), of_a);
-  // Then b, whole; then the lone intent, a target of its own.
-  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 1, "n", kLease))), of_b);
-  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 1, "n", kLease))),
+  // A limit of 2 ends inside a's three: a comes whole, b waits.
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_a);
+  // Then b's two reach the limit; the lone intent waits for the next claim.
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_b);
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))),
             std::vector<std::int64_t>{lone});
-  EXPECT_TRUE(must(tx->claim_intents(kT0 + 10, 1, "n", kLease)).empty());
+  EXPECT_TRUE(must(tx->claim_intents(kT0 + 10, 2, "n", kLease)).empty());
 }
 
-TEST_F(NotificationsTest, AClaimTakesTheTargetsOfTheOldestIntentsWithAllTheirIntents) {
+// The claim ranks targets from the oldest due intents only; a chosen target still comes
+// with its due intents that are younger than those, and one not yet due stays.
+TEST_F(NotificationsTest, AClaimTakesAChosenTargetsYoungerIntentsToo) {
   auto tx = begin();
   const NotificationTarget a = add_email(*tx, "a@example.org", kT0, true);
   const NotificationTarget b = add_email(*tx, "b@example.org", kT0, true);
   const NotificationTarget c = add_email(*tx, "c@example.org", kT0, true);
-  // a, b, a, a, a, c: the two oldest are a's and b's, and a has three more after them.
-  std::vector<std::int64_t> of_ab;
-  for (const auto& [t, at] : std::vector<std::pair<NotificationTarget, std::int64_t>>{
-           {a, kT0}, {b, kT0 + 1}, {a, kT0 + 2}, {a, kT0 + 3}, {a, kT0 + 4}}) {
-    of_ab.push_back(must(tx->enqueue_intent(intent(t.id, at))));
-  }
-  const auto of_c = must(tx->enqueue_intent(intent(c.id, kT0 + 5)));
-  // Not yet due: stays out of the claim even though a is chosen.
+  std::vector<std::int64_t> of_a;
+  of_a.push_back(must(tx->enqueue_intent(intent(a.id, kT0))));
+  const auto of_b = must(tx->enqueue_intent(intent(b.id, kT0 + 1)));
+  const auto of_c = must(tx->enqueue_intent(intent(c.id, kT0 + 2)));
+  of_a.push_back(must(tx->enqueue_intent(intent(a.id, kT0 + 3))));
+  of_a.push_back(must(tx->enqueue_intent(intent(a.id, kT0 + 4))));
   const auto later = must(tx->enqueue_intent(intent(a.id, kT0 + 100)));
-  auto claimed = must(tx->claim_intents(kT0 + 10, 2, "n", kLease));
-  std::vector<std::int64_t> got;
-  for (const auto& i : claimed) got.push_back(i.id);
-  std::sort(got.begin(), got.end());
-  EXPECT_EQ(got, of_ab);  // 5 intents for a limit of 2: two targets, each whole
-  claimed = must(tx->claim_intents(kT0 + 10, 2, "n", kLease));
-  ASSERT_EQ(claimed.size(), 1U);
-  EXPECT_EQ(claimed[0].id, of_c);
-  claimed = must(tx->claim_intents(kT0 + 100, 2, "n", kLease));
-  ASSERT_EQ(claimed.size(), 1U);
-  EXPECT_EQ(claimed[0].id, later);
+  const auto ids = [](const std::vector<StoredIntent>& v) {
+    std::vector<std::int64_t> out;
+    out.reserve(v.size());
+    for (const auto& i : v) out.push_back(i.id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  // A limit of 2: a (three due intents, two of them younger than b's and c's) reaches it.
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_a);
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))),
+            (std::vector<std::int64_t>{of_b, of_c}));
+  EXPECT_TRUE(must(tx->claim_intents(kT0 + 10, 2, "n", kLease)).empty());
+  EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 100, 2, "n", kLease))),
+            std::vector<std::int64_t>{later});
 }
 
 TEST_F(NotificationsTest, AnUnknownTargetOrAnotherAccountsIsNotFoundAndQueuesNothing) {

@@ -57,7 +57,6 @@ struct WorkerOptions {
   std::chrono::milliseconds retry_max{3'600'000};
   std::chrono::milliseconds give_up_after{24 * 3'600'000};
   std::chrono::milliseconds lease{120'000};
-  /// Targets (messages) claimed per round at most; each comes with all its due intents.
   int claim_limit{500};
   /// Messages of a round delivered at once (threads of the round); 1: one after another.
   int concurrency{1};

@@ -277,11 +277,11 @@ class Transaction {
   virtual StoreResult<std::int64_t> enqueue_intent(const Intent& intent) = 0;
   /// Claims pending intents whose next attempt is due and that nobody holds a live lease
   /// on, counting an attempt on each, by whole targets: every due intent of a target or
-  /// none (a target's intents split over two claims would become two messages). The
-  /// targets are those of the `limit` oldest due intents (by next attempt, then id), so at
-  /// most `limit` targets, each with all of its due intents: the claim may hold more than
-  /// `limit` intents. An intent without a target counts as a target of its own. Returned
-  /// by next attempt, then oldest first. Same lease rules and errors as claim_due_timers.
+  /// none (a target's intents split over two claims would become two messages), targets
+  /// in the order of their oldest due intent, until `limit` intents are reached (the last
+  /// target may pass it). An intent without a target counts as a target of its own.
+  /// Returned by next attempt, then oldest first. Same lease rules and errors as
+  /// claim_due_timers.
   virtual StoreResult<std::vector<StoredIntent>> claim_intents(std::int64_t now_ms, int limit,
                                                                std::string_view owner,
                                                                std::int64_t lease_ms) = 0;
