@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace {
@@ -15,26 +16,25 @@ std::string name_of_this_thread() {
   return buf.data();
 }
 
-TEST(ThreadName, NamesTheCallingThreadOnly) {
-  const std::string before = name_of_this_thread();
+// The name a new thread reads back after naming itself `name`.
+std::string named_in_a_thread(std::string_view name) {
   std::string inside;
   std::thread t([&] {
-    dag::set_thread_name("dagd-ingest");
+    dag::set_thread_name(name);
     inside = name_of_this_thread();
   });
   t.join();
-  EXPECT_EQ(inside, "dagd-ingest");
+  return inside;
+}
+
+TEST(ThreadName, NamesTheCallingThreadOnly) {
+  const std::string before = name_of_this_thread();
+  EXPECT_EQ(named_in_a_thread("dagd-ingest"), "dagd-ingest");
   EXPECT_EQ(name_of_this_thread(), before);
 }
 
 TEST(ThreadName, CutsLongNamesToWhatLinuxKeeps) {
-  std::string inside;
-  std::thread t([&] {
-    dag::set_thread_name("a-name-much-longer-than-fifteen-bytes");
-    inside = name_of_this_thread();
-  });
-  t.join();
-  EXPECT_EQ(inside, "a-name-much-lon");
+  EXPECT_EQ(named_in_a_thread("a-name-much-longer-than-fifteen-bytes"), "a-name-much-lon");
 }
 
 }  // namespace

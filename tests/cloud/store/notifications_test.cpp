@@ -33,6 +33,15 @@ std::vector<std::string> ids_of(const std::vector<NotificationTarget>& targets) 
   return ids;
 }
 
+/// The ids of claimed intents, sorted.
+std::vector<std::int64_t> ids(const std::vector<StoredIntent>& intents) {
+  std::vector<std::int64_t> out;
+  out.reserve(intents.size());
+  for (const auto& i : intents) out.push_back(i.id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 class NotificationsTest : public StoreTest {
  protected:
   void SetUp() override {
@@ -206,13 +215,6 @@ TEST_F(NotificationsTest, ClaimsTakeWholeTargetsInTheOrderOfTheirOldestIntent) {
     (k % 2 == 0 ? of_a : of_b).push_back(must(tx->enqueue_intent(intent(t.id, kT0 + k))));
   }
   const auto lone = must(tx->enqueue_intent(intent(std::nullopt, kT0 + 5)));
-  const auto ids = [](const std::vector<StoredIntent>& v) {
-    std::vector<std::int64_t> out;
-    out.reserve(v.size());
-    for (const auto& i : v) out.push_back(i.id);
-    std::sort(out.begin(), out.end());
-    return out;
-  };
   // A limit of 2 ends inside a's three: a comes whole, b waits.
   EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_a);
   // Then b's two reach the limit; the lone intent waits for the next claim.
@@ -236,13 +238,6 @@ TEST_F(NotificationsTest, AClaimTakesAChosenTargetsYoungerIntentsToo) {
   of_a.push_back(must(tx->enqueue_intent(intent(a.id, kT0 + 3))));
   of_a.push_back(must(tx->enqueue_intent(intent(a.id, kT0 + 4))));
   const auto later = must(tx->enqueue_intent(intent(a.id, kT0 + 100)));
-  const auto ids = [](const std::vector<StoredIntent>& v) {
-    std::vector<std::int64_t> out;
-    out.reserve(v.size());
-    for (const auto& i : v) out.push_back(i.id);
-    std::sort(out.begin(), out.end());
-    return out;
-  };
   // A limit of 2: a (three due intents, two of them younger than b's and c's) reaches it.
   EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))), of_a);
   EXPECT_EQ(ids(must(tx->claim_intents(kT0 + 10, 2, "n", kLease))),
