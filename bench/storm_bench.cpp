@@ -247,7 +247,7 @@ class Sampler {
   void loop() {
     std::unique_lock l(mu_);
     while (!stop_) {
-      Sample s{now_ms(), {}, {}};
+      Sample s{now_ms(), {}, {}, {}};
       for (int w = 0; w < 2; ++w) {
         const pid_t p = pids_[static_cast<std::size_t>(w)].load();
         const auto status = p > 0 ? proc_status(p) : std::map<std::string, long>{};
