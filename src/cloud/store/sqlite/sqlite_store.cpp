@@ -416,35 +416,35 @@ constexpr const char* kInsertIntent =
     "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9 WHERE ?9 IS NULL OR EXISTS ("
     "SELECT 1 FROM notification_targets WHERE id = ?9 AND account_id = ?1)";
 // Whole targets: every due intent of each target taken, targets in the order of their
-// oldest due intent, until the limit is reached (the last target may pass it). A target's
-// intents split over two claims would go out as two messages. An intent without a target
-// is a group of its own.
-// Whole targets in the order of their oldest due intent until ?2 intents (the last target
-// may pass it). Only the ?2 oldest due intents can hold those targets' oldest ones (their
-// targets alone have ?2 due intents), so the ranking looks at those rows and counts each
-// of their targets' due intents through outbox_by_target: the cost of a claim follows ?2,
-// not the backlog. Ranking every due intent, as an earlier version did, cost a storm's
-// worker ~80 ms per claim at 10,000 due intents, with the write lock held.
-#define DAG_DUE(t)                                                 \
-  t "status = 'pending' AND " t "next_attempt_at_ms <= ?1 AND (" t \
-    "claimed_until_ms "                                            \
-    "IS NULL OR " t "claimed_until_ms <= ?1)"
+// oldest due intent, until the limit ?2 is reached (the last target may pass it). A
+// target's intents split over two claims would go out as two messages. An intent without
+// a target is a group of its own.
+//
+// Only the ?2 oldest due intents can hold the chosen targets' oldest ones (those targets
+// alone have ?2 due intents), so the ranking reads just those rows and counts each of
+// their targets' due intents through outbox_by_target: a claim costs what ?2 makes it,
+// not what the backlog is. Ranking every due intent, as an earlier version did, cost a
+// storm's worker ~80 ms per claim at 10,000 due intents, with the write lock held.
+// (In the count's subquery the unqualified columns are those of `o`.)
+#define DAG_DUE_INTENT                                                                \
+  "status = 'pending' AND next_attempt_at_ms <= ?1 AND (claimed_until_ms IS NULL OR " \
+  "claimed_until_ms <= ?1)"
 constexpr const char* kClaimIntents =
-    "WITH first AS (SELECT id, target_id, next_attempt_at_ms FROM outbox WHERE " DAG_DUE("")
+    "WITH first AS (SELECT id, target_id, next_attempt_at_ms FROM outbox WHERE " DAG_DUE_INTENT
     " ORDER BY next_attempt_at_ms, id LIMIT ?2), "
     "grps AS (SELECT coalesce(target_id, '#' || id) AS grp, target_id, min(id) AS lone, "
     "min(next_attempt_at_ms) AS at FROM first GROUP BY grp), "
     "sized AS (SELECT grp, target_id, lone, at, CASE WHEN target_id IS NULL THEN 1 ELSE "
-    "(SELECT count(*) FROM outbox o WHERE o.target_id = grps.target_id AND " DAG_DUE("o.")
+    "(SELECT count(*) FROM outbox o WHERE o.target_id = grps.target_id AND " DAG_DUE_INTENT
     ") END AS n FROM grps), "
     "chosen AS (SELECT target_id, lone FROM (SELECT target_id, lone, n, "
     "sum(n) OVER (ORDER BY at, grp) AS upto FROM sized) WHERE upto - n < ?2) "
     "UPDATE outbox SET claimed_by = ?3, claimed_until_ms = ?4, attempts = attempts + 1 "
-    "WHERE " DAG_DUE("")
+    "WHERE " DAG_DUE_INTENT
     " AND (target_id IN (SELECT target_id FROM chosen WHERE target_id IS NOT NULL) "
     "OR id IN (SELECT lone FROM chosen WHERE target_id IS NULL)) "
     "RETURNING " DAG_INTENT_COLUMNS;
-#undef DAG_DUE
+#undef DAG_DUE_INTENT
 constexpr const char* kSelectIntent = "SELECT " DAG_INTENT_COLUMNS " FROM outbox WHERE id = ?1";
 constexpr const char* kSelectIntentStatus = "SELECT status FROM outbox WHERE id = ?1";
 constexpr const char* kUpdateIntentDone =
