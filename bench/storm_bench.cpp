@@ -198,11 +198,7 @@ class Sampler {
   // CPU seconds of `who` between two epoch times (nearest samples).
   double cpu_between(Who who, std::int64_t from_ms, std::int64_t to_ms) const {
     std::lock_guard l(mu_);
-    const auto at = [&](std::int64_t t) {
-      const auto it = std::lower_bound(samples_.begin(), samples_.end(), t,
-                                       [](const Sample& s, std::int64_t v) { return s.at_ms < v; });
-      return it == samples_.end() ? samples_.back().cpu[who] : it->cpu[who];
-    };
+    const auto at = [&](std::int64_t t) { return sample_at(t).cpu[who]; };
     if (samples_.empty()) return 0;
     return at(to_ms) - at(from_ms);
   }
@@ -214,13 +210,8 @@ class Sampler {
     std::lock_guard l(mu_);
     std::map<std::string, double> out;
     if (samples_.empty()) return out;
-    const auto at = [&](std::int64_t t) -> const Sample& {
-      const auto it = std::lower_bound(samples_.begin(), samples_.end(), t,
-                                       [](const Sample& s, std::int64_t v) { return s.at_ms < v; });
-      return it == samples_.end() ? samples_.back() : *it;
-    };
-    const Sample& from = at(from_ms);
-    const Sample& to = at(to_ms);
+    const Sample& from = sample_at(from_ms);
+    const Sample& to = sample_at(to_ms);
     double live = 0;
     for (const auto& [name, cpu] : to.dagd_threads) {
       const auto before = from.dagd_threads.find(name);
@@ -244,6 +235,13 @@ class Sampler {
   }
 
  private:
+  // The first sample at or after t (the last one when t is later); callers hold mu_ and
+  // have checked that there is one.
+  [[nodiscard]] const Sample& sample_at(std::int64_t t) const {
+    const auto it = std::lower_bound(samples_.begin(), samples_.end(), t,
+                                     [](const Sample& s, std::int64_t v) { return s.at_ms < v; });
+    return it == samples_.end() ? samples_.back() : *it;
+  }
   void loop() {
     std::unique_lock l(mu_);
     while (!stop_) {
