@@ -83,11 +83,15 @@ void Agent::commit_transition(const LevelChange& change) {
   mains_ = change.level;
   mains_since_ms_ = change.at_unix_ms;
   estimator_.on_mains(change.level);
-  last_reported_percent_ = -1;
   shutdown_done_ = shutdown_done_ && !change.level;
   // Power changes the gauge's cadence (10 s on battery, 60 s on mains): read it now, and
   // report battery changes only after the transition itself.
   read_battery();
+  // The transition report carries this reading, so the first battery report on battery is
+  // the first whole percent lost after it. Counting from "unknown" made every dag repeat
+  // its cut's reading one poll later: in an outage storm, a second wave of reports as
+  // large as the first, while the cloud is busiest.
+  last_reported_percent_ = battery_ ? static_cast<int>(std::floor(battery_->percent)) : -1;
 
   const std::uint64_t seq = outbox_.next_seq();
   json reported = {{"status", change.level ? "on" : "off"},

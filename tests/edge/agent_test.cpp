@@ -324,6 +324,31 @@ TEST_F(AgentTest, BatteryReportsEachWholePercentAtMostOncePerMinuteAndEstimatesR
   EXPECT_NEAR(b["minutesLeft"].get<int>(), 11, 2);  // ~6 %/min from ~70 %
 }
 
+// The cut's report carries the battery; repeating it one poll later doubled an outage
+// storm's reports.
+TEST_F(AgentTest, NoBatteryReportRepeatsTheCutsReading) {
+  gauge_.set({80.4, 4.0});
+  agent_->start();
+  settle();
+  connect();
+  flip(false);
+  ASSERT_EQ(transport_.updates().size(), 2U);  // start-up and the cut
+  EXPECT_EQ(transport_.updates()[1]["state"]["reported"]["battery"]["percent"], 80.4);
+  accept_all();
+  transport_.sent.clear();
+  for (int i = 1; i <= 30; ++i) {  // five minutes on battery, the charge steady
+    gauge_.set({80.0 + (i % 2 == 0 ? 0.3 : 0.1), 4.0});
+    clock_.advance(std::chrono::seconds{settings_.tunables.battery_poll_battery_s});
+    agent_->on_timer();
+  }
+  EXPECT_TRUE(transport_.updates().empty());
+  gauge_.set({79.9, 3.9});  // the first whole percent lost
+  clock_.advance(std::chrono::seconds{settings_.tunables.battery_poll_battery_s});
+  agent_->on_timer();
+  ASSERT_EQ(transport_.updates().size(), 1U);
+  EXPECT_EQ(transport_.updates()[0]["state"]["reported"]["battery"]["percent"], 79.9);
+}
+
 TEST_F(AgentTest, CriticalBatteryReportsThenRunsTheShutdownHookOnce) {
   settings_.shutdown_percent = 10;
   settings_.shutdown_command = "true";
