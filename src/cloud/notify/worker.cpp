@@ -46,6 +46,30 @@ void for_each_parallel(std::size_t n, int threads, const std::function<void(std:
   drain();
 }  // the helpers join here
 
+// Where a round's time goes, for the log: claim, plan, deliver, record.
+class RoundTimes {
+ public:
+  explicit RoundTimes(const Clock& clock) : clock_(clock) { mark(); }
+  void mark() { at_.at(marks_++) = clock_.steady(); }
+  void log(std::size_t claimed, std::size_t messages, std::size_t deferred) const {
+    const auto ms = [&](std::size_t k) {
+      return std::chrono::duration<double, std::milli>(at_.at(k + 1) - at_.at(k)).count();
+    };
+    log::debug("notify.round", {{"claimed", claimed},
+                                {"messages", messages},
+                                {"deferred", deferred},
+                                {"claim_ms", ms(0)},
+                                {"plan_ms", ms(1)},
+                                {"deliver_ms", ms(2)},
+                                {"record_ms", ms(3)}});
+  }
+
+ private:
+  const Clock& clock_;
+  std::array<Clock::SteadyTime, 5> at_{};
+  std::size_t marks_{0};
+};
+
 // not_found: the target or device was deleted meanwhile; conflict: finished already.
 bool ok_or_gone(const StoreResult<void>& r) {
   return r || r.error().code == StoreErrc::not_found || r.error().code == StoreErrc::conflict;
@@ -126,9 +150,7 @@ std::int64_t Worker::run_once() {
 }
 
 void Worker::deliver_round(std::int64_t now) {
-  // Where a round's time goes, for the log: claim, plan, deliver, record.
-  std::array<Clock::SteadyTime, 5> at{};
-  at[0] = clock_.steady();
+  RoundTimes times(clock_);
   // Claim in a transaction of its own: the lease protects the intents while we deliver.
   auto claimed = store::transact(store_, store::TxMode::read_write, [&](store::Transaction& tx) {
     return tx.claim_intents(now, options_.claim_limit, options_.owner, options_.lease.count());
@@ -139,7 +161,7 @@ void Worker::deliver_round(std::int64_t now) {
     return;
   }
   if (claimed->empty()) return;
-  at[1] = clock_.steady();
+  times.mark();
   std::sort(claimed->begin(), claimed->end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });  // oldest first
   // A full claim: more are due, so another round at once.
@@ -185,7 +207,7 @@ void Worker::deliver_round(std::int64_t now) {
     log::error("notify.plan_failed", {{"error", planned.error().message}});
     return;  // the leases run out and the intents come back
   }
-  at[2] = clock_.steady();
+  times.mark();
 
   // Deliver (network I/O, outside any transaction), several at once: a round of a storm
   // holds hundreds of messages, and each waits for its server's replies.
@@ -194,7 +216,7 @@ void Worker::deliver_round(std::int64_t now) {
   std::vector<std::optional<Delivery>> results(messages.size());
   for_each_parallel(messages.size(), options_.concurrency,
                     [&](std::size_t k) { results[k] = deliver_one(messages[k]); });
-  at[3] = clock_.steady();
+  times.mark();
   std::vector<Outcome> outcomes;
   outcomes.reserve(messages.size());
   for (std::size_t k = 0; k < messages.size(); ++k) {
@@ -234,17 +256,8 @@ void Worker::deliver_round(std::int64_t now) {
     log::error("notify.record_failed", {{"error", recorded.error().message}});
     return;
   }
-  at[4] = clock_.steady();
-  const auto ms = [&](int k) {
-    return std::chrono::duration<double, std::milli>(at[k + 1] - at[k]).count();
-  };
-  log::debug("notify.round", {{"claimed", claimed->size()},
-                              {"messages", messages.size()},
-                              {"deferred", defers.size()},
-                              {"claim_ms", ms(0)},
-                              {"plan_ms", ms(1)},
-                              {"deliver_ms", ms(2)},
-                              {"record_ms", ms(3)}});
+  times.mark();
+  times.log(claimed->size(), messages.size(), defers.size());
   after_round(plan, outcomes, counts, now);
 }
 
