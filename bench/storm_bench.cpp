@@ -47,6 +47,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -566,15 +567,20 @@ std::string plain_text(const std::string& raw) {
   const std::string_view part =
       std::string_view(raw).substr(start + 4, end == std::string::npos ? end : end - start - 4);
   std::string out;
+  const auto hex = [&](std::size_t k) {
+    return k < part.size() && std::isxdigit(static_cast<unsigned char>(part[k])) != 0;
+  };
   for (std::size_t k = 0; k < part.size(); ++k) {
-    if (part[k] != '=') {
-      out += part[k];
-    } else if (part.substr(k + 1, 2) == "\r\n") {
+    if (part[k] == '=' && part.substr(k + 1, 2) == "\r\n") {
       k += 2;  // a soft line break
-    } else if (k + 2 < part.size()) {
+      continue;
+    }
+    if (part[k] == '=' && hex(k + 1) && hex(k + 2)) {
       out += static_cast<char>(std::stoi(std::string(part.substr(k + 1, 2)), nullptr, 16));
       k += 2;
+      continue;
     }
+    out += part[k];  // also a '=' that is not quoted-printable after all
   }
   return out;
 }
@@ -669,8 +675,7 @@ bool await_mails(Deployment& d, std::size_t count, std::chrono::seconds timeout)
   return false;
 }
 
-// CPU-seconds by program over the storm, and until every cut was persisted: what the
-// ingest had to share the machine with.
+// CPU-seconds by program over the storm, and until every cut was persisted.
 json cpu_json(Sampler& sampler, std::int64_t storm_start, std::int64_t last_persisted,
               std::int64_t end) {
   return {
