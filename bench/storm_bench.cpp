@@ -587,11 +587,10 @@ std::string plain_text(const std::string& raw) {
 
 // The dags a mail tells of: every id with the prefix in its text part. (The account's
 // name, "<prefix>acct-…", has no digit after the prefix.)
-std::vector<std::string> devices_in(const fs::path& file, const std::string& prefix) {
+std::vector<std::string> devices_in(const fs::path& file, const std::regex& id) {
   std::ifstream in(file, std::ios::binary);
   const std::string raw{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   const std::string text = plain_text(raw);
-  const std::regex id{prefix + R"(\d+)"};
   std::vector<std::string> out;
   for (auto it = std::sregex_iterator(text.begin(), text.end(), id); it != std::sregex_iterator();
        ++it) {
@@ -602,6 +601,7 @@ std::vector<std::string> devices_in(const fs::path& file, const std::string& pre
 
 std::vector<Mail> mails(dag::test::SmtpServer& smtp, const std::string& prefix) {
   static const std::regex follow_up{R"(^\d+ more of your dags )"};
+  const std::regex id{prefix + R"(\d+)"};
   std::vector<Mail> out;
   for (const auto& m : smtp.messages()) {
     if (m.rcpt_to.empty()) continue;
@@ -614,7 +614,7 @@ std::vector<Mail> mails(dag::test::SmtpServer& smtp, const std::string& prefix) 
       mail.accepted_at =
           static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
     }
-    mail.devices = devices_in(file, prefix);
+    mail.devices = devices_in(file, id);
     out.push_back(std::move(mail));
   }
   return out;
@@ -631,15 +631,21 @@ struct Coverage {
   }
 };
 
+// The account (its name) of a dag; empty for a dag that is not in the map.
+std::string account_of(const std::map<std::string, std::string>& account, const std::string& id) {
+  const auto it = account.find(id);
+  return it == account.end() ? std::string{} : it->second;
+}
+
 template <typename Cuts>
 Coverage coverage(const Cuts& cuts, const std::vector<Mail>& got,
-                  std::map<std::string, std::string>& account) {
+                  const std::map<std::string, std::string>& account) {
   Coverage c;
   std::map<std::string, int> told;
   for (const auto& m : got) {
     for (const auto& id : m.devices) {
       ++told[id];
-      if (account[id] != m.account) ++c.wrong_account;
+      if (account_of(account, id) != m.account) ++c.wrong_account;
     }
   }
   for (const auto& cut : cuts) {
@@ -675,24 +681,24 @@ bool await_mails(Deployment& d, std::size_t count, std::chrono::seconds timeout)
   return false;
 }
 
-// CPU-seconds by program over the storm, and until every cut was persisted.
+// CPU-seconds by program between two times, and the window's length.
+json cpu_window(Sampler& sampler, std::int64_t from, std::int64_t to) {
+  const auto cpu = [&](Sampler::Who who) { return round1(sampler.cpu_between(who, from, to)); };
+  return {{"dagd", cpu(Sampler::kDagd)},
+          {"dagdThreads", sampler.dagd_threads_between(from, to)},
+          {"mosquitto", cpu(Sampler::kBroker)},
+          {"dagSim", cpu(Sampler::kSim)},
+          {"smtpServer", cpu(Sampler::kSmtp)},
+          {"windowS", round3(static_cast<double>(to - from) / 1000.0)}};
+}
+
+// Over the storm, and until every cut was persisted: what the ingest had to share the
+// machine with.
 json cpu_json(Sampler& sampler, std::int64_t storm_start, std::int64_t last_persisted,
               std::int64_t end) {
-  return {
-      {"dagd", round1(sampler.cpu_between(Sampler::kDagd, storm_start, end))},
-      {"mosquitto", round1(sampler.cpu_between(Sampler::kBroker, storm_start, end))},
-      {"dagSim", round1(sampler.cpu_between(Sampler::kSim, storm_start, end))},
-      {"smtpServer", round1(sampler.cpu_between(Sampler::kSmtp, storm_start, end))},
-      {"windowS", round3(static_cast<double>(end - storm_start) / 1000.0)},
-      {"dagdThreads", sampler.dagd_threads_between(storm_start, end)},
-      // Until every cut was persisted: what the ingest had to share the machine with.
-      {"untilPersisted",
-       {{"dagd", round1(sampler.cpu_between(Sampler::kDagd, storm_start, last_persisted))},
-        {"dagdThreads", sampler.dagd_threads_between(storm_start, last_persisted)},
-        {"mosquitto", round1(sampler.cpu_between(Sampler::kBroker, storm_start, last_persisted))},
-        {"dagSim", round1(sampler.cpu_between(Sampler::kSim, storm_start, last_persisted))},
-        {"smtpServer", round1(sampler.cpu_between(Sampler::kSmtp, storm_start, last_persisted))},
-        {"windowS", round3(static_cast<double>(last_persisted - storm_start) / 1000.0)}}}};
+  json out = cpu_window(sampler, storm_start, end);
+  out["untilPersisted"] = cpu_window(sampler, storm_start, last_persisted);
+  return out;
 }
 
 std::size_t distinct_values(const std::map<std::string, std::string>& map) {
@@ -704,7 +710,7 @@ std::size_t distinct_values(const std::map<std::string, std::string>& map) {
 // Per account, its first cut (the power edge) → its first mail accepted.
 template <typename Cuts>
 std::vector<double> first_alert_ms(const Cuts& cuts, const std::vector<Mail>& got,
-                                   std::map<std::string, std::string>& account) {
+                                   const std::map<std::string, std::string>& account) {
   std::map<std::string, std::int64_t> first_mail;
   for (const auto& m : got) {
     auto [it, fresh] = first_mail.emplace(m.account, m.accepted_at);
@@ -712,7 +718,7 @@ std::vector<double> first_alert_ms(const Cuts& cuts, const std::vector<Mail>& go
   }
   std::map<std::string, std::int64_t> first_cut;
   for (const auto& c : cuts) {
-    auto [it, fresh] = first_cut.emplace(account[c.id], c.observed_at);
+    auto [it, fresh] = first_cut.emplace(account_of(account, c.id), c.observed_at);
     if (!fresh) it->second = std::min(it->second, c.observed_at);
   }
   std::vector<double> out;
