@@ -349,7 +349,8 @@ RenderedEmail render_email(const Notice& notice) {
   // Plain text.
   std::string& text = mail.text;
   text += greeting + "\n\n" + heading + "\n\n";
-  if (!single) text += "Since our last message:\n\n";
+  // A first alert with several items needs no introduction: its heading says it all.
+  if (!single && notice.follow_up) text += "Since our last message:\n\n";
   for (const auto& item : notice.items) {
     const std::string sentence = item_sentence(item, notice.time_zone, true);
     const std::string state = fmt::format("Now: {}. {}", protocol::title(item.user_state),
@@ -369,7 +370,7 @@ RenderedEmail render_email(const Notice& notice) {
       fmt::format("<p style=\"margin:0 0 16px;font-size:15px;\">{}</p>\n", html_escape(greeting));
   body += fmt::format("<h1 style=\"margin:0 0 16px;font-size:22px;line-height:1.3;\">{}</h1>\n",
                       html_escape(heading));
-  if (!single) {
+  if (!single && notice.follow_up) {
     body += "<p style=\"margin:0 0 12px;font-size:15px;\">Since our last message:</p>\n";
   }
   for (const auto& item : notice.items) html_item(body, item, notice.time_zone);

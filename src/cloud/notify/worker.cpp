@@ -293,10 +293,10 @@ void Worker::after_round(const Plan& plan, const std::vector<Outcome>& outcomes,
 void Worker::plan_target(const store::Account& account, const store::NotificationTarget& target,
                          const std::vector<store::StoredIntent>& intents, std::int64_t now,
                          Plan& plan) const {
-  // Held back (deferred for coalescing, or waiting for a retry): its next attempt was
-  // moved past its creation. Such intents go out together with whatever else is due.
-  const auto held = [](const store::StoredIntent& i) {
-    return i.next_attempt_at_ms > i.intent.created_at_ms;
+  // Held back for a follow-up: its next attempt was moved past its creation, and not
+  // because a delivery failed (a retried first alert is still a first alert).
+  const auto coalesced = [](const store::StoredIntent& i) {
+    return i.next_attempt_at_ms > i.intent.created_at_ms && !i.last_error.has_value();
   };
   const auto last = last_sent_.find(target.id);
   const std::int64_t quiet_from =
@@ -304,29 +304,23 @@ void Worker::plan_target(const store::Account& account, const store::Notificatio
   // Made while the target was hearing from us, though claimed only now (a backlog of
   // deliveries): part of the follow-up, not a new first alert.
   const bool made_in_window = intents.front().intent.created_at_ms < quiet_from;
-  const bool follow_up = made_in_window || std::any_of(intents.begin(), intents.end(), held);
   if (now < quiet_from) {
     // At most one message per target and window, follow-ups included.
     for (const auto& i : intents) plan.defers.emplace_back(i.id, quiet_from);
     return;
   }
+  // Everything due goes out now, in one message: a first alert never waits, and it tells
+  // all the target's news that is already here (a storm's backlog) rather than one item
+  // now and the rest a window later. What comes after it waits for the follow-up.
   Message m;
   m.target = target;
-  if (follow_up) {
-    m.intents = intents;  // the deferred (and any newer) go out together
-  } else {
-    m.intents.push_back(intents.front());  // the first alert never waits
-    for (std::size_t k = 1; k < intents.size(); ++k) {
-      plan.defers.emplace_back(intents[k].id, now + options_.coalesce_window.count());
-    }
-  }
+  m.intents = intents;
   m.notice.account_id = account.id;
   m.notice.account_name = account.username;
   m.notice.time_zone = account.settings.time_zone;
   m.notice.dashboard_url = options_.public_url;
-  // A follow-up lists what was held back; a retried lone alert is still a first alert.
-  m.notice.follow_up = m.intents.size() > 1 ||
-                       (held(m.intents.front()) && !m.intents.front().last_error.has_value());
+  // A follow-up tells what came after a message ("3 more").
+  m.notice.follow_up = made_in_window || std::any_of(intents.begin(), intents.end(), coalesced);
   std::string key_material = target.id;
   for (const auto& i : m.intents) {
     const auto& in = i.intent;

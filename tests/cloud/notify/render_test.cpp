@@ -177,6 +177,22 @@ TEST(Render, FollowUpListsEveryItem) {
   EXPECT_NE(mail.text.find("Since our last message:"), std::string::npos);
 }
 
+// A first alert that found several items already due (a storm's backlog) lists them all,
+// without "more" and without pointing at a previous message.
+TEST(Render, AFirstAlertWithSeveralItemsListsThemAsNews) {
+  std::vector<Item> items;
+  for (const char* name : {"North", "South", "East"}) {
+    items.push_back(item(name, Transition::power_lost, UserState::off));
+  }
+  const auto mail = render_email(notice(items, false));
+  EXPECT_EQ(mail.subject, "3 of your dags lost power");
+  for (const char* name : {"North", "South", "East"}) {
+    EXPECT_NE(mail.text.find(fmt::format("* {}: the power went off", name)), std::string::npos);
+  }
+  EXPECT_EQ(mail.text.find("Since our last message:"), std::string::npos);
+  EXPECT_EQ(mail.html.find("Since our last message:"), std::string::npos);
+}
+
 TEST(Render, HtmlEscapesEverythingUserControlled) {
   auto n = notice({item("<img src=x onerror=alert(1)>", Transition::power_lost, UserState::off)});
   n.account_name = "\"bob\" & <i>co</i>";

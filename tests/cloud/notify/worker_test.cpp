@@ -139,14 +139,25 @@ TEST_F(WorkerTest, ALoneAlertGoesOutAtOnce) {
   EXPECT_EQ(channel_.calls.size(), 1U);
 }
 
-TEST_F(WorkerTest, AStormIsTheFirstAlertAndOneFollowUp) {
-  for (int i = 0; i < 20; ++i) intent(i, email_.id);
+// A storm: what is already due when the target is quiet goes out at once in one message;
+// what comes after it waits for the window and goes out as one follow-up.
+TEST_F(WorkerTest, AStormIsOneAlertWithEverythingDueThenOneFollowUp) {
+  for (int i = 0; i < 15; ++i) intent(i, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);  // at once, everything that was due
+  const auto& first = channel_.calls[0].notice;
+  EXPECT_FALSE(first.follow_up);
+  ASSERT_EQ(first.items.size(), 15U);
+  EXPECT_EQ(first.items.front().device_id, "dag-0");
+  EXPECT_EQ(first.items.back().device_id, "dag-14");
+  EXPECT_EQ(metrics_.deferred.load(), 0U);
+  clock_.advance(1s);
+  for (int i = 15; i < 20; ++i) intent(i, email_.id);
   const auto next = worker_->run_once();
-  ASSERT_EQ(channel_.calls.size(), 1U);  // the first at once
-  EXPECT_EQ(channel_.calls[0].notice.items[0].device_id, "dag-0");
-  EXPECT_EQ(metrics_.deferred.load(), 19U);
+  EXPECT_EQ(channel_.calls.size(), 1U);  // held: the target just heard from us
+  EXPECT_EQ(metrics_.deferred.load(), 5U);
   EXPECT_LE(next, kT0 + 5000);  // wakes for the follow-up
-  clock_.advance(4999ms);
+  clock_.set_unix_ms(kT0 + 4999);
   worker_->run_once();
   EXPECT_EQ(channel_.calls.size(), 1U);  // not before the window ends
   clock_.advance(1ms);
@@ -154,23 +165,22 @@ TEST_F(WorkerTest, AStormIsTheFirstAlertAndOneFollowUp) {
   ASSERT_EQ(channel_.calls.size(), 2U);
   const auto& follow = channel_.calls[1].notice;
   EXPECT_TRUE(follow.follow_up);
-  ASSERT_EQ(follow.items.size(), 19U);
-  EXPECT_EQ(follow.items.front().device_id, "dag-1");
+  ASSERT_EQ(follow.items.size(), 5U);
+  EXPECT_EQ(follow.items.front().device_id, "dag-15");
   EXPECT_EQ(follow.items.back().device_id, "dag-19");
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(metrics_.sent.load(), 2U);
 }
 
 // The window is counted from the round that sent the first alert, not from when its
-// delivery ended: intents held in that round and intents that came during a slow delivery
-// go out together.
+// delivery ended: intents that came during a slow delivery and after it go out together.
 TEST_F(WorkerTest, ASlowFirstAlertStillMakesOneFollowUp) {
   channel_.during = [&] { clock_.advance(2s); };  // the relay takes 2 s per message
   intent(1, email_.id);
-  intent(2, email_.id);
   worker_->run_once();
   ASSERT_EQ(channel_.calls.size(), 1U);
   channel_.during = nullptr;
+  intent(2, email_.id);   // kT0 + 2 s: made during the delivery, claimed after it
   clock_.advance(100ms);  // kT0 + 2.1 s
   intent(3, email_.id);
   worker_->run_once();
@@ -199,12 +209,15 @@ TEST_F(WorkerTest, ClaimsThatCutATargetsIntentsStillMakeOneFollowUpEach) {
     }
     must(tx->commit());
   }
-  // Three intents per target: when the follow-ups are due, a claim of 3 takes two of one
-  // target and one of the next.
+  // A first alert each, then two more intents per target within the window: when the
+  // follow-ups are due, a claim of 3 would take two of one target and one of the next.
   auto options = options_;
   options.claim_limit = 3;
   Worker worker(*store_, clock_, options, Channels{&channel_, nullptr, nullptr, nullptr}, metrics_);
-  for (int i = 0; i < 3; ++i) {
+  for (const auto& t : targets) intent(0, t);
+  worker.run_once();
+  clock_.advance(1s);
+  for (int i = 1; i < 3; ++i) {
     for (const auto& t : targets) intent(i, t);
   }
   const auto rounds_until = [&](std::int64_t until) {

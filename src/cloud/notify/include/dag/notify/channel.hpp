@@ -38,8 +38,9 @@ struct Notice {
   std::string account_name;      ///< the username, for the greeting
   std::string time_zone{"UTC"};  ///< IANA name; times are shown in it
   std::string dashboard_url;     ///< public base URL of the dashboard (no trailing slash)
-  /// The first alert of a quiet account: one item. A coalesced follow-up: every item
-  /// gathered during the coalescing window ("3 more of your dags lost power").
+  /// The first alert of a quiet account: every item due when it went out (one, unless a
+  /// backlog had several). A coalesced follow-up (follow_up): every item gathered during
+  /// the coalescing window after a message ("3 more of your dags lost power").
   std::vector<Item> items;
   bool follow_up{false};
   /// Stable across retries of the same message (Message-ID, Idempotency-Key header).

@@ -7,10 +7,11 @@
 // 1. claims due intents with a lease (another replica, or this one after a crash, takes
 //    them over when the lease runs out: at-least-once delivery);
 // 2. per target, coalesces without delaying the first alert: when the target heard
-//    nothing for `coalesce_window`, the oldest intent goes out at once and the others are
-//    deferred to the end of the window; intents that were deferred (or are being retried)
-//    go out together as one follow-up ("3 more of your dags lost power"). So a storm costs
-//    an account two messages per target, and a lone outage is never held back;
+//    nothing for `coalesce_window`, every due intent goes out at once in one message (a
+//    lone outage is never held back; a storm's backlog is told in one message, not one
+//    item now and the rest later); intents made within the window after a message are
+//    deferred to its end and go out together as one follow-up ("3 more of your dags lost
+//    power"). So a storm costs an account at most two messages per target and window;
 // 3. delivers through the target's channel, up to `concurrency` messages at once, and
 //    records the outcome: done; a transient
 //    failure is retried with exponential backoff (retry_initial doubling up to retry_max)
