@@ -94,7 +94,7 @@ class OutboxSmtpTest : public ::testing::Test {
                              false, clock_.unix_ms()};
     service_->process(std::span(&in, 1));
   }
-  std::vector<test::ReceivedMail> alerts(const std::vector<test::ReceivedMail>& all) {
+  static std::vector<test::ReceivedMail> alerts(const std::vector<test::ReceivedMail>& all) {
     std::vector<test::ReceivedMail> out;
     for (const auto& m : all) {
       if (m.subject.find("Confirm your address") == std::string::npos) out.push_back(m);
