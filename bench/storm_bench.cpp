@@ -915,9 +915,9 @@ void print_table(const json& out) {
   for (const auto& s : out["storms"]) {
     std::cerr << fmt::format(
         "storm {:>6} dags: persisted p50 {} ms p99 {} ms, all {:.2f} s after the last publish "
-        "(bare p99 {} ms); {} mails to {} accounts ({} of {} cuts in exactly one), the last {:.2f} "
-        "s after "
-        "the first cut; dagd {:.1f} CPU-s, peak {:.1f} MiB; mosquitto {:.1f} CPU-s\n",
+        "(bare p99 {} ms); {} mails to {} accounts ({} of {} cuts in exactly one), "
+        "the last {:.2f} s after the first cut; dagd {:.1f} CPU-s, peak {:.1f} MiB; "
+        "mosquitto {:.1f} CPU-s\n",
         s["devices"].get<int>(), s["persisted"]["observedToPersistedMs"].value("p50", 0.0),
         s["persisted"]["observedToPersistedMs"].value("p99", 0.0),
         s["persisted"]["lastPublishToAllPersistedS"].get<double>(),
