@@ -669,28 +669,38 @@ std::map<std::string, std::string> accounts_of(const fs::path& db, const std::st
   return out;
 }
 
+// The mails of a storm once dagd is done with it, and whether it was done in time.
+struct Delivered {
+  bool complete{false};  // no intent left to deliver and every cut in a mail, in time
+  std::vector<Mail> got;
+};
+
 // Waits until no intent is left to deliver and every cut is in a mail (or the timeout).
 // How many mails that takes is dagd's to decide: an account hears in one mail about the
 // cuts committed before its first alert, and in a follow-up about the others.
-bool await_mails(Deployment& d, const std::vector<Cut>& cuts,
-                 const std::map<std::string, std::string>& account, const std::string& prefix,
-                 std::chrono::seconds timeout) {
+Delivered await_mails(Deployment& d, const std::vector<Cut>& cuts,
+                      const std::map<std::string, std::string>& account, const std::string& prefix,
+                      std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   // No event says "the outbox is empty": look, bounded. (Reading the mails meanwhile would
   // take CPU from the programs measured.)
   for (;;) {
     const auto left = query(d.database(), "SELECT count(*) FROM outbox WHERE status = 'pending'");
     if (!left.empty() && left[0][0] == "0") break;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (std::chrono::steady_clock::now() >= deadline) return {false, mails(d.smtp(), prefix)};
     std::this_thread::sleep_for(100ms);
   }
   // Every intent was recorded after its 250; the server's report of a mail can trail it.
   for (;;) {
     const auto seen = d.smtp().messages().size();
-    if (coverage(cuts, mails(d.smtp(), prefix), account).never == 0) return true;
+    Delivered out{true, mails(d.smtp(), prefix)};
+    if (coverage(cuts, out.got, account).never == 0) return out;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left <= 0ms || !d.smtp().wait_for_messages(seen + 1, left)) return false;
+    if (left <= 0ms || !d.smtp().wait_for_messages(seen + 1, left)) {
+      out.complete = false;
+      return out;
+    }
   }
 }
 
@@ -758,8 +768,8 @@ json run_storm(const Args& a, int devices) {
   const auto cuts = read_cuts(d.per_device_file());
   auto account = accounts_of(d.database(), prefix);
 
-  const bool mails_done = await_mails(d, cuts, account, prefix, std::chrono::seconds{a.timeout_s});
-  const auto got = mails(d.smtp(), prefix);
+  const auto [mails_done, got] =
+      await_mails(d, cuts, account, prefix, std::chrono::seconds{a.timeout_s});
   sampler.stop();
   const Coverage told = coverage(cuts, got, account);
   std::set<std::string> accounts_cut;
@@ -872,10 +882,10 @@ json run_single(const Args& a) {
                              sampler);
   const auto cuts = read_cuts(d.per_device_file());
   auto account = accounts_of(d.database(), prefix);
-  const bool mails_done = await_mails(d, cuts, account, prefix, std::chrono::seconds{a.timeout_s});
+  const auto [mails_done, got] =
+      await_mails(d, cuts, account, prefix, std::chrono::seconds{a.timeout_s});
   sampler.stop();
   std::map<std::string, std::int64_t> mail_at;
-  const auto got = mails(d.smtp(), prefix);
   for (const auto& m : got) mail_at.emplace(m.account, m.accepted_at);
   std::vector<double> to_mail;
   std::vector<double> to_persisted;
