@@ -25,6 +25,18 @@
 #include "dag/common/errno_text.hpp"
 
 namespace dag::pki {
+
+std::string drain_openssl_errors() {
+  std::string out;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    std::array<char, 256> buf{};
+    ERR_error_string_n(e, buf.data(), buf.size());
+    if (!out.empty()) out += "; ";
+    out += buf.data();
+  }
+  return out;
+}
+
 namespace {
 
 // ---- RAII over OpenSSL handles -------------------------------------------------------
@@ -56,19 +68,6 @@ using StoreCtxPtr = Owned<X509_STORE_CTX, X509_STORE_CTX_free>;
 using NamesPtr = Owned<GENERAL_NAMES, GENERAL_NAMES_free>;
 
 // ---- errors ---------------------------------------------------------------------------
-
-// OpenSSL keeps a per-thread error queue; we turn it into the message and leave it empty
-// so a later, unrelated failure does not report our stale errors.
-std::string drain_openssl_errors() {
-  std::string out;
-  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
-    std::array<char, 256> buf{};
-    ERR_error_string_n(e, buf.data(), buf.size());
-    if (!out.empty()) out += "; ";
-    out += buf.data();
-  }
-  return out;
-}
 
 Unexpected<Error> ossl_fail(Errc code, std::string_view what) {
   std::string queue = drain_openssl_errors();

@@ -1,6 +1,5 @@
 #include "dag/sim/fleet.hpp"
 
-#include <arpa/inet.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <openssl/err.h>
@@ -29,11 +28,13 @@
 #include "dag/common/clock.hpp"
 #include "dag/common/event_fd.hpp"
 #include "dag/common/log.hpp"
+#include "dag/common/pki.hpp"
 #include "dag/edge/agent.hpp"
 #include "dag/edge/battery.hpp"
 #include "dag/edge/outbox.hpp"
 #include "dag/edge/power_source.hpp"
 #include "dag/mqtt/client.hpp"
+#include "dag/mqtt/tls.hpp"
 #include "dag/protocol/topics.hpp"
 
 namespace dag::sim {
@@ -51,15 +52,6 @@ constexpr auto kBackoffMax = milliseconds{60'000};
 
 double ms_between(Steady::time_point a, Steady::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-std::string openssl_error() {
-  const unsigned long e = ERR_get_error();
-  if (e == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
 }
 
 // ---- TLS: one SSL_CTX per dag (its own certificate), one trust store for all ----------
@@ -83,13 +75,13 @@ BioPtr mem_bio(std::string_view pem) {
 
 Result<StorePtr> make_trust_store(std::string_view ca_pem) {
   StorePtr store(X509_STORE_new());
-  if (!store) return fail(Errc::crypto, "X509_STORE_new: " + openssl_error());
+  if (!store) return fail(Errc::crypto, "X509_STORE_new: " + pki::drain_openssl_errors());
   auto bio = mem_bio(ca_pem);
   int count = 0;
   while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
     const int ok = X509_STORE_add_cert(store.get(), cert);
     X509_free(cert);
-    if (ok != 1) return fail(Errc::crypto, "broker CA: " + openssl_error());
+    if (ok != 1) return fail(Errc::crypto, "broker CA: " + pki::drain_openssl_errors());
     ++count;
   }
   ERR_clear_error();  // the loop ends on "no start line"
@@ -99,19 +91,9 @@ Result<StorePtr> make_trust_store(std::string_view ca_pem) {
 
 Result<CtxPtr> make_ssl_ctx(X509_STORE* trust, const std::string& host, const Identity& id) {
   CtxPtr ctx(SSL_CTX_new(TLS_client_method()));
-  if (!ctx) return fail(Errc::crypto, "SSL_CTX_new: " + openssl_error());
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  if (!ctx) return fail(Errc::crypto, "SSL_CTX_new: " + pki::drain_openssl_errors());
   SSL_CTX_set1_cert_store(ctx.get(), trust);
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  // libmosquitto checks the broker's name only on contexts it made itself: do it here.
-  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
-  in6_addr addr{};
-  const bool is_ip =
-      inet_pton(AF_INET, host.c_str(), &addr) == 1 || inet_pton(AF_INET6, host.c_str(), &addr) == 1;
-  if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
-             : X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0)) != 1) {
-    return fail(Errc::invalid_argument, "broker host " + host + ": " + openssl_error());
-  }
+  if (auto r = mqtt::verify_broker(ctx.get(), host); !r) return Unexpected{r.error()};
   auto cbio = mem_bio(id.cert_pem);
   X509* cert = PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr);
   if (cert == nullptr) return fail(Errc::invalid_argument, id.id + ": certificate does not parse");
@@ -123,7 +105,8 @@ Result<CtxPtr> make_ssl_ctx(X509_STORE* trust, const std::string& host, const Id
   const int key_ok = SSL_CTX_use_PrivateKey(ctx.get(), key);
   EVP_PKEY_free(key);
   if (cert_ok != 1 || key_ok != 1 || SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return fail(Errc::invalid_argument, id.id + ": certificate and key: " + openssl_error());
+    return fail(Errc::invalid_argument,
+                id.id + ": certificate and key: " + pki::drain_openssl_errors());
   }
   return ctx;
 }

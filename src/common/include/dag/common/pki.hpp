@@ -50,6 +50,10 @@ inline constexpr std::filesystem::perms kOwnerOnly =
 inline constexpr std::filesystem::perms kSharedReadable =
     kOwnerOnly | std::filesystem::perms::group_read | std::filesystem::perms::others_read;
 
+/// OpenSSL's per-thread error queue as one message ("; "-separated, empty when none),
+/// leaving it empty so that a later, unrelated failure does not report stale errors.
+std::string drain_openssl_errors();
+
 /// True when `identity` may be a certificate CN / MQTT username: 1..128 characters from
 /// [A-Za-z0-9._-], not starting with '.' or '-'. The identity becomes one topic level
 /// through the ACL's %u, so '/', '+', '#', '$' and whitespace must never appear in it.

@@ -119,6 +119,9 @@ class Client {
  private:
   Client(Options options, Handler& handler);
   void run();
+  /// Network thread: reads the packets that TLS read-ahead left buffered. Returns
+  /// libmosquitto's code (MOSQ_ERR_SUCCESS unless the connection failed).
+  int drain_buffered();
   void wait_backoff(unsigned attempt);
   friend struct ClientCallbacks;  // libmosquitto's C callbacks, in client.cpp
 
@@ -129,7 +132,8 @@ class Client {
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> disconnect_queued_{false};
-  std::mutex mutex_;  // guards filters_ and the backoff wait
+  std::atomic<bool> connack_seen_{false};  // in the current connection attempt
+  std::mutex mutex_;                       // guards filters_ and the backoff wait
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> filters_;
   std::vector<int> pending_subacks_;  // network thread only

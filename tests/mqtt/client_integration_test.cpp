@@ -1,0 +1,166 @@
+// dag::mqtt::Client against a real Mosquitto with TLS client certificates.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "dag/mqtt/client.hpp"
+#include "dag/test/mosquitto_broker.hpp"
+#include "dag/test/mqtt_test_client.hpp"
+#include "dag/test/test_pki.hpp"
+
+namespace dag::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 10s;
+
+// Counts what the client hands over; tests wait on it with a bound.
+class Recorder final : public mqtt::Handler {
+ public:
+  void on_connected(bool /*session_present*/) override {}
+  void on_disconnected(const std::string& reason) override {
+    std::lock_guard lock(mu_);
+    last_disconnect_ = reason;
+    ++disconnects_;
+    cv_.notify_all();
+  }
+  void on_subscribed() override {
+    std::lock_guard lock(mu_);
+    subscribed_ = true;
+    cv_.notify_all();
+  }
+  void on_message(mqtt::Message message) override {
+    std::lock_guard lock(mu_);
+    last_payload_ = std::move(message.payload);
+    ++messages_;
+    cv_.notify_all();
+  }
+
+  bool wait_subscribed() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return subscribed_; });
+  }
+  bool wait_messages(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return messages_ >= n; });
+  }
+  bool wait_disconnect() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return disconnects_ > 0; });
+  }
+  int messages() {
+    std::lock_guard lock(mu_);
+    return messages_;
+  }
+  std::string last_payload() {
+    std::lock_guard lock(mu_);
+    return last_payload_;
+  }
+  std::string last_disconnect() {
+    std::lock_guard lock(mu_);
+    return last_disconnect_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool subscribed_{false};
+  int messages_{0};
+  int disconnects_{0};
+  std::string last_payload_;
+  std::string last_disconnect_;
+};
+
+class ClientIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto b = MosquittoBroker::start(pki_, BrokerOptions{.service_identities = {"svc", "pub"}});
+    ASSERT_TRUE(b) << b.error().message;
+    broker_ = std::move(*b);
+  }
+
+  mqtt::Options options(const std::string& identity) {
+    const auto& cert = pki_.client(identity);
+    mqtt::Options o;
+    o.client_id = identity;
+    o.host = MosquittoBroker::host();
+    o.port = broker_->port();
+    o.ca_file = pki_.ca_file().string();
+    o.cert_file = cert.cert.string();
+    o.key_file = cert.key.string();
+    o.clean_session = true;
+    o.keepalive_s = 60;  // a stalled read would wait for the keep-alive
+    return o;
+  }
+
+  TestPki pki_;
+  std::unique_ptr<MosquittoBroker> broker_;
+};
+
+// TLS read-ahead pulls many records from the socket at once; the client must read what it
+// buffered instead of waiting in select() for bytes that already arrived.
+TEST_F(ClientIntegration, ABurstArrivesWholeWithoutWaitingForMoreTraffic) {
+  Recorder rec;
+  auto client = mqtt::Client::create(options("svc"), rec);
+  ASSERT_TRUE(client) << client.error().message;
+  (*client)->subscribe("burst/#", 1);
+  (*client)->start();
+  ASSERT_TRUE(rec.wait_subscribed());
+
+  auto pub = MqttTestClient::connect(client_options(*broker_, pki_.client("pub")));
+  ASSERT_TRUE(pub) << pub.error().message;
+  constexpr int kBurst = 3000;
+  const std::string filler(120, 'x');
+  for (int i = 1; i <= kBurst; ++i) {
+    // QoS 0: queued without waiting, so the broker forwards them back to back.
+    ASSERT_TRUE((*pub)->publish("burst/" + std::to_string(i % 7), std::to_string(i) + filler, 0));
+  }
+  // Far less than the 60 s keep-alive, after which a stalled read would resume.
+  EXPECT_TRUE(rec.wait_messages(kBurst, 5s)) << rec.messages() << " of " << kBurst;
+  EXPECT_EQ(rec.last_payload(), std::to_string(kBurst) + filler);
+  (*client)->stop();
+}
+
+TEST_F(ClientIntegration, RefusesABrokerItsCaDidNotSign) {
+  pki::CaOptions other;
+  other.common_name = "another CA";
+  auto ca = pki::create_ca(other);
+  ASSERT_TRUE(ca) << ca.error().message;
+  const auto ca_file = pki_.dir() / "another-ca.pem";
+  ASSERT_TRUE(pki::write_pem_file(ca_file, ca->cert_pem, pki::kSharedReadable));
+
+  Recorder rec;
+  auto o = options("svc");
+  o.ca_file = ca_file.string();
+  auto client = mqtt::Client::create(o, rec);
+  ASSERT_TRUE(client) << client.error().message;
+  (*client)->subscribe("burst/#", 1);
+  (*client)->start();
+  ASSERT_TRUE(rec.wait_disconnect());
+  EXPECT_NE(rec.last_disconnect().find("connect failed"), std::string::npos)
+      << rec.last_disconnect();
+  (*client)->stop();
+}
+
+TEST_F(ClientIntegration, UnusableTlsFilesAreAConfigurationError) {
+  Recorder rec;
+  auto missing = options("svc");
+  missing.ca_file = (pki_.dir() / "no-such-ca.pem").string();
+  auto a = mqtt::Client::create(missing, rec);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, Errc::config);
+  EXPECT_NE(a.error().message.find("no-such-ca.pem"), std::string::npos) << a.error().message;
+
+  auto mismatched = options("svc");
+  mismatched.key_file = pki_.client("pub").key.string();  // another identity's key
+  auto b = mqtt::Client::create(mismatched, rec);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, Errc::config);
+}
+
+}  // namespace
+}  // namespace dag::test
