@@ -97,6 +97,9 @@ void add_notify(std::vector<MetricFamily>& out, const notify::WorkerMetrics& m) 
       counter("dagd_notifications_failed_total", "Notification intents given up.", m.failed));
   out.push_back(counter("dagd_notifications_deferred_total",
                         "Notification intents held for a follow-up message.", m.deferred));
+  out.push_back(counter("dagd_notifications_storm_holds_total",
+                        "Times deliveries were held while the ingest was behind (a storm).",
+                        m.storm_holds));
   out.push_back(counter("dagd_verifications_sent_total", "Address verification mails sent.",
                         m.verifications));
   out.push_back(counter("dagd_notify_store_errors_total",

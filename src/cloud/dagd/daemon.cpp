@@ -109,6 +109,8 @@ notify::WorkerOptions worker_options(const DagdSettings& s) {
   wo.owner = s.client_id;
   wo.coalesce_window = std::chrono::milliseconds{s.coalesce_window_ms};
   wo.concurrency = s.notify_concurrency;
+  wo.storm_hold = std::chrono::milliseconds{s.storm_hold_ms};
+  wo.storm_backlog = static_cast<std::size_t>(s.storm_backlog);
   wo.retry_initial = std::chrono::seconds{s.retry_initial_s};
   wo.retry_max = std::chrono::seconds{s.retry_max_s};
   wo.give_up_after = std::chrono::seconds{s.give_up_s};
@@ -279,7 +281,11 @@ int run_dagd(const DagdSettings& s) {
     return 1;
   }
   notify::WorkerMetrics notify_metrics;
-  notify::Worker notifier(**store, clock, worker_options(s), (*channels)->view(), notify_metrics);
+  // The ingest is made after the worker (it wakes the worker); set before either runs.
+  const ingest::Ingest* backlog_of = nullptr;
+  auto wo = worker_options(s);
+  wo.ingest_backlog = [&backlog_of] { return backlog_of != nullptr ? backlog_of->backlog() : 0; };
+  notify::Worker notifier(**store, clock, std::move(wo), (*channels)->view(), notify_metrics);
   // Live event streams of the API, fed by the ingest worker after each commit. Ids start
   // at the clock (µs-ish), so a browser's Last-Event-ID from an earlier run reads as a gap.
   api::EventHub hub(static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
@@ -309,6 +315,7 @@ int run_dagd(const DagdSettings& s) {
   io.on_intents = [&notifier] { notifier.wake(); };
   ingest::Ingest ingest(service, clock, io, metrics, publisher);
   forward.target = &ingest;
+  backlog_of = &ingest;
   for (const auto& filter : ingest::subscriptions(s.share_group)) {
     (*client)->subscribe(filter, 1);
   }

@@ -32,6 +32,19 @@ void add_notify_fields(config::Schema& s) {
                       "out together as one follow-up",
               .min = 0,
               .max = 3'600'000});
+  s.add(Field{.key = "notify.storm_hold_ms",
+              .type = Type::integer,
+              .default_value = "5000",
+              .help = "While the ingest is behind (a storm), hold alerts up to this long so "
+                      "that each account hears of it in one message (0: never hold)",
+              .min = 0,
+              .max = 60'000});
+  s.add(Field{.key = "notify.storm_backlog",
+              .type = Type::integer,
+              .default_value = "200",
+              .help = "Reports waiting in the ingest above which it counts as behind",
+              .min = 1,
+              .max = 1'000'000});
   s.add(Field{.key = "notify.concurrency",
               .type = Type::integer,
               .default_value = "8",
@@ -337,6 +350,8 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
   s.smtp_starttls = cfg.str("smtp.starttls");
   s.coalesce_window_ms = cfg.integer("notify.coalesce_window_ms");
   s.notify_concurrency = static_cast<int>(cfg.integer("notify.concurrency"));
+  s.storm_hold_ms = cfg.integer("notify.storm_hold_ms");
+  s.storm_backlog = cfg.integer("notify.storm_backlog");
   s.retry_initial_s = cfg.integer("notify.retry_initial_s");
   s.retry_max_s = cfg.integer("notify.retry_max_s");
   s.give_up_s = cfg.integer("notify.give_up_s");

@@ -58,6 +58,11 @@ std::size_t Ingest::queued() const {
   return queue_.size();
 }
 
+std::size_t Ingest::backlog() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size() + processing_.load(std::memory_order_relaxed);
+}
+
 void Ingest::stop() {
   std::lock_guard lock(mutex_);
   stopping_ = true;
@@ -82,6 +87,7 @@ void Ingest::run() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      processing_.store(n, std::memory_order_relaxed);  // under the lock: backlog() sees both
       if (was_full && n > 0) has_room_.notify_all();
       if (batch.empty() && stopping_) {
         closed_ = true;
@@ -93,6 +99,7 @@ void Ingest::run() {
     if (!batch.empty()) {
       publish(service_.process(batch));
       batch.clear();
+      processing_.store(0, std::memory_order_relaxed);
     }
     if (auto hint = service_.take_scheduled_hint()) next_timer_ms = std::min(next_timer_ms, *hint);
     if (clock_.unix_ms() >= next_timer_ms) next_timer_ms = run_timers();

@@ -140,10 +140,35 @@ void Worker::run() {
   }
 }
 
+std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
+  const std::size_t backlog = options_.ingest_backlog ? options_.ingest_backlog() : 0;
+  if (backlog <= options_.storm_backlog || options_.storm_hold.count() <= 0) {
+    if (backlog_since_) {
+      log::info("notify.storm_hold_ended", {{"held_ms", now - *backlog_since_}});
+      backlog_since_.reset();
+    }
+    return std::nullopt;
+  }
+  if (!backlog_since_) {
+    backlog_since_ = now;
+    metrics_.storm_holds.fetch_add(1, std::memory_order_relaxed);
+    log::info("notify.storm_hold", {{"backlog", backlog}});
+  }
+  const std::int64_t until = *backlog_since_ + options_.storm_hold.count();
+  if (now >= until) return std::nullopt;  // held long enough: deliver despite the backlog
+  // The ingest does not say when it caught up: look again soon.
+  constexpr std::int64_t kLookAgainMs = 50;
+  return std::min(until, now + kLookAgainMs);
+}
+
 std::int64_t Worker::run_once() {
   const std::int64_t now = clock_.unix_ms();
   next_due_.reset();
-  deliver_round(now);
+  if (auto until = storm_hold(now)) {
+    next_due_ = *until;
+  } else {
+    deliver_round(now);
+  }
   send_verifications(now);
   const std::int64_t poll = clock_.unix_ms() + options_.poll.count();
   return next_due_ ? std::min(*next_due_, poll) : poll;

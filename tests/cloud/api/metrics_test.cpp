@@ -56,6 +56,7 @@ TEST_F(ApiMetricsTest, EverySeriesIsThereFromTheStart) {
            "dagd_notifications_retried_total 0",
            "dagd_notifications_failed_total 0",
            "dagd_notifications_deferred_total 0",
+           "dagd_notifications_storm_holds_total 0",
            "dagd_verifications_sent_total 0",
            "dagd_notify_store_errors_total 0",
            "dagd_outbox_depth 0",
@@ -99,6 +100,7 @@ TEST_F(ApiMetricsTest, RendersTheAtomicsCurrentValues) {
   notify.failed = 23;
   notify.deferred = 24;
   notify.verifications = 25;
+  notify.storm_holds = 27;
   notify.store_errors = 26;
   gauges = Gauges{.outbox_depth = 31,
                   .devices_connected = 32,
@@ -131,6 +133,7 @@ TEST_F(ApiMetricsTest, RendersTheAtomicsCurrentValues) {
            "dagd_notifications_retried_total 22",
            "dagd_notifications_failed_total 23",
            "dagd_notifications_deferred_total 24",
+           "dagd_notifications_storm_holds_total 27",
            "dagd_verifications_sent_total 25",
            "dagd_notify_store_errors_total 26",
            "dagd_outbox_depth 31",

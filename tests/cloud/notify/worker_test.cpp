@@ -172,6 +172,81 @@ TEST_F(WorkerTest, AStormIsOneAlertWithEverythingDueThenOneFollowUp) {
   EXPECT_EQ(metrics_.sent.load(), 2U);
 }
 
+// A storm hold: while the ingest is behind, the first alert waits for the rest of the
+// storm, and the account hears of all of it in one message, not an alert and a follow-up.
+TEST_F(WorkerTest, WhileTheIngestIsBehindAlertsWaitAndThenGoOutAsOneMessage) {
+  std::size_t backlog = 5000;
+  options_.ingest_backlog = [&] { return backlog; };
+  options_.storm_backlog = 200;
+  options_.storm_hold = 5s;
+  worker_ = std::make_unique<Worker>(
+      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  for (int i = 0; i < 3; ++i) intent(i, email_.id);
+  auto next = worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());  // held
+  EXPECT_GT(next, kT0);
+  EXPECT_LE(next, kT0 + 100);  // looks again soon: the ingest does not say when it is done
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+  clock_.advance(2s);
+  for (int i = 3; i < 8; ++i) intent(i, email_.id);
+  worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());
+  backlog = 200;  // caught up (at the threshold counts as caught up)
+  clock_.advance(1s);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  const auto& n = channel_.calls[0].notice;
+  EXPECT_FALSE(n.follow_up);
+  EXPECT_EQ(n.items.size(), 8U);
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.deferred.load(), 0U);
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+}
+
+// A hold is bounded: an ingest that stays behind delays alerts by storm_hold at most.
+TEST_F(WorkerTest, AStormHoldEndsAfterStormHoldEvenIfTheIngestStaysBehind) {
+  options_.ingest_backlog = [] { return std::size_t{100'000}; };
+  options_.storm_hold = 3s;
+  worker_ = std::make_unique<Worker>(
+      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  intent(1, email_.id);
+  worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());
+  clock_.set_unix_ms(kT0 + 2999);
+  EXPECT_EQ(worker_->run_once(), kT0 + 3000);  // wakes when the hold ends
+  EXPECT_TRUE(channel_.calls.empty());
+  clock_.set_unix_ms(kT0 + 3000);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  // Still behind: the next intents are not held again (only the coalescing applies).
+  clock_.advance(6s);
+  intent(2, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+}
+
+// No backlog, or a hold of 0: a lone outage is never held.
+TEST_F(WorkerTest, NoBacklogOrAZeroHoldNeverHolds) {
+  std::size_t backlog = 0;
+  options_.ingest_backlog = [&] { return backlog; };
+  worker_ = std::make_unique<Worker>(
+      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  intent(1, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);
+
+  options_.storm_hold = 0ms;
+  backlog = 100'000;
+  worker_ = std::make_unique<Worker>(
+      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  clock_.advance(10s);
+  intent(2, email_.id);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(metrics_.storm_holds.load(), 0U);
+}
+
 // The window is counted from the round that sent the first alert, not from when its
 // delivery ended: intents that came during a slow delivery and after it go out together.
 TEST_F(WorkerTest, ASlowFirstAlertStillMakesOneFollowUp) {

@@ -105,6 +105,9 @@ class Ingest final : public mqtt::Handler {
   /// Connected and every subscription acknowledged: the health check's "broker ok".
   [[nodiscard]] bool broker_connected() const noexcept { return subscribed_.load(); }
   [[nodiscard]] std::size_t queued() const;
+  /// Messages received and not yet committed: queued() plus the batch being processed
+  /// (the notification worker's storm hold asks this).
+  [[nodiscard]] std::size_t backlog() const;
   /// Replies that could not be published (not connected).
   [[nodiscard]] std::uint64_t publish_failures() const noexcept { return publish_failed_.load(); }
 
@@ -125,6 +128,7 @@ class Ingest final : public mqtt::Handler {
   bool stopping_{false};
   bool closed_{false};  // run() returned: on_message never blocks again
   std::atomic<bool> subscribed_{false};
+  std::atomic<std::size_t> processing_{0};  // the batch run() is processing
   std::atomic<std::uint64_t> publish_failed_{0};
 };
 

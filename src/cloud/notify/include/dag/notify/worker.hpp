@@ -18,6 +18,13 @@
 //    until give_up_after since the intent was made, then failed with the reason; a
 //    permanent failure fails at once. The target's failure count and last error are kept
 //    for the account to see.
+// A storm hold: while this replica's ingest has more than `storm_backlog` reports waiting,
+// more intents for the same accounts are on their way, so rounds of deliveries wait (for
+// at most `storm_hold`, counted from when the backlog was first seen). Each account then
+// hears of the storm in one message instead of an alert that the ingest overtakes and a
+// follow-up, and the mail relay carries fewer messages. A lone outage finds no backlog
+// and goes out at once. Verification mails are never held.
+//
 // The idempotency key of a message (Message-ID, Idempotency-Key) is derived from its
 // target and intents, so a retry of the same message carries the same key.
 //
@@ -30,6 +37,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -66,6 +74,13 @@ struct WorkerOptions {
   /// Public base URL of the dashboard and API (no trailing slash): links in messages.
   std::string public_url{"http://localhost:8080"};
   std::chrono::milliseconds verification_ttl{24 * 3'600'000};
+  /// Reports waiting in this replica's ingest (dagd: Ingest::queued), called from the run
+  /// thread; empty: rounds are never held.
+  std::function<std::size_t()> ingest_backlog;
+  /// The storm hold (above): more than this many waiting reports hold rounds, for at most
+  /// storm_hold (0: never held).
+  std::size_t storm_backlog{200};
+  std::chrono::milliseconds storm_hold{5000};
 };
 
 /// Counters, read from any thread.
@@ -76,6 +91,7 @@ struct WorkerMetrics {
   std::atomic<std::uint64_t> failed{0};         ///< intents given up
   std::atomic<std::uint64_t> deferred{0};       ///< intents held for a follow-up
   std::atomic<std::uint64_t> verifications{0};  ///< verification mails sent
+  std::atomic<std::uint64_t> storm_holds{0};    ///< storm holds begun
   std::atomic<std::uint64_t> store_errors{0};
 };
 
@@ -110,6 +126,8 @@ class Worker {
   struct Plan;
   struct Outcome;
   struct Counts;
+  /// While a storm hold lasts: when to look again (epoch ms). Run thread only.
+  std::optional<std::int64_t> storm_hold(std::int64_t now);
   void deliver_round(std::int64_t now);
   /// What to do now with one verified target's claimed intents (oldest first): a message,
   /// or deferrals; added to `plan`. Run thread only (reads last_sent_).
@@ -133,6 +151,8 @@ class Worker {
   WorkerMetrics& metrics_;
   std::map<std::string, std::int64_t> last_sent_;  ///< target id -> epoch ms (run thread)
   std::optional<std::int64_t> next_due_;           ///< earliest defer/retry we scheduled
+  /// When the current backlog was first seen (run thread); reset once it is gone.
+  std::optional<std::int64_t> backlog_since_;
 
   std::mutex mutex_;
   std::condition_variable cv_;
