@@ -79,6 +79,11 @@ class WorkerTest : public ::testing::Test {
     options_.retry_max = 1h;
     options_.give_up_after = 24h;
     options_.public_url = "https://dags.example.com";
+    remake_worker();
+  }
+
+  // A worker with options_ as they are now.
+  void remake_worker() {
     worker_ = std::make_unique<Worker>(
         *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
   }
@@ -179,8 +184,7 @@ TEST_F(WorkerTest, WhileTheIngestIsBehindAlertsWaitAndThenGoOutAsOneMessage) {
   options_.ingest_backlog = [&] { return backlog; };
   options_.storm_backlog = 200;
   options_.storm_hold = 5s;
-  worker_ = std::make_unique<Worker>(
-      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  remake_worker();
   for (int i = 0; i < 3; ++i) intent(i, email_.id);
   auto next = worker_->run_once();
   EXPECT_TRUE(channel_.calls.empty());  // held
@@ -207,8 +211,7 @@ TEST_F(WorkerTest, WhileTheIngestIsBehindAlertsWaitAndThenGoOutAsOneMessage) {
 TEST_F(WorkerTest, AStormHoldEndsAfterStormHoldEvenIfTheIngestStaysBehind) {
   options_.ingest_backlog = [] { return std::size_t{100'000}; };
   options_.storm_hold = 3s;
-  worker_ = std::make_unique<Worker>(
-      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  remake_worker();
   intent(1, email_.id);
   worker_->run_once();
   EXPECT_TRUE(channel_.calls.empty());
@@ -230,16 +233,14 @@ TEST_F(WorkerTest, AStormHoldEndsAfterStormHoldEvenIfTheIngestStaysBehind) {
 TEST_F(WorkerTest, NoBacklogOrAZeroHoldNeverHolds) {
   std::size_t backlog = 0;
   options_.ingest_backlog = [&] { return backlog; };
-  worker_ = std::make_unique<Worker>(
-      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  remake_worker();
   intent(1, email_.id);
   worker_->run_once();
   EXPECT_EQ(channel_.calls.size(), 1U);
 
   options_.storm_hold = 0ms;
   backlog = 100'000;
-  worker_ = std::make_unique<Worker>(
-      *store_, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  remake_worker();
   clock_.advance(10s);
   intent(2, email_.id);
   worker_->run_once();
