@@ -280,21 +280,6 @@ int run_dagd(const DagdSettings& s) {
                {{"error", (!channels ? channels : test_channels).error().message}});
     return 1;
   }
-  notify::WorkerMetrics notify_metrics;
-  // The ingest is made after the worker (it wakes the worker); set before either runs.
-  const ingest::Ingest* backlog_of = nullptr;
-  auto wo = worker_options(s);
-  wo.ingest_backlog = [&backlog_of] { return backlog_of != nullptr ? backlog_of->backlog() : 0; };
-  notify::Worker notifier(**store, clock, std::move(wo), (*channels)->view(), notify_metrics);
-  // Live event streams of the API, fed by the ingest worker after each commit. Ids start
-  // at the clock (µs-ish), so a browser's Last-Event-ID from an earlier run reads as a gap.
-  api::EventHub hub(static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
-  auto service_options = shadow_options(s);
-  service_options.on_device_changed = [&hub](const store::Device& d) {
-    api::publish_device(hub, d);
-  };
-  shadow::Service service(**store, clock, service_options, metrics);
-
   // The client is created before the Ingest that handles its callbacks exists; the
   // forwarding handler bridges the two without a cycle in construction.
   struct Forward final : mqtt::Handler {
@@ -304,6 +289,23 @@ int run_dagd(const DagdSettings& s) {
     void on_message(mqtt::Message m) override { target->on_message(std::move(m)); }
     void on_subscribed() override { target->on_subscribed(); }
   } forward;
+
+  notify::WorkerMetrics notify_metrics;
+  auto wo = worker_options(s);
+  // The ingest is made after the worker (it wakes the worker); forward.target is set before
+  // either runs.
+  wo.ingest_backlog = [&forward] {
+    return forward.target != nullptr ? forward.target->backlog() : 0;
+  };
+  notify::Worker notifier(**store, clock, std::move(wo), (*channels)->view(), notify_metrics);
+  // Live event streams of the API, fed by the ingest worker after each commit. Ids start
+  // at the clock (µs-ish), so a browser's Last-Event-ID from an earlier run reads as a gap.
+  api::EventHub hub(static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
+  auto service_options = shadow_options(s);
+  service_options.on_device_changed = [&hub](const store::Device& d) {
+    api::publish_device(hub, d);
+  };
+  shadow::Service service(**store, clock, service_options, metrics);
 
   auto client = mqtt::Client::create(mqtt_options(s, *tls), forward);
   if (!client) {
@@ -315,7 +317,6 @@ int run_dagd(const DagdSettings& s) {
   io.on_intents = [&notifier] { notifier.wake(); };
   ingest::Ingest ingest(service, clock, io, metrics, publisher);
   forward.target = &ingest;
-  backlog_of = &ingest;
   for (const auto& filter : ingest::subscriptions(s.share_group)) {
     (*client)->subscribe(filter, 1);
   }

@@ -156,7 +156,8 @@ std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
   }
   const std::int64_t until = *backlog_since_ + options_.storm_hold.count();
   if (now >= until) return std::nullopt;  // held long enough: deliver despite the backlog
-  // The ingest does not say when it caught up: look again soon.
+  // The ingest wakes us only after commits that made intents, not when it caught up: look
+  // again soon as well.
   constexpr std::int64_t kLookAgainMs = 50;
   return std::min(until, now + kLookAgainMs);
 }

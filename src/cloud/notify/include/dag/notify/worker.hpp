@@ -74,7 +74,7 @@ struct WorkerOptions {
   /// Public base URL of the dashboard and API (no trailing slash): links in messages.
   std::string public_url{"http://localhost:8080"};
   std::chrono::milliseconds verification_ttl{24 * 3'600'000};
-  /// Reports waiting in this replica's ingest (dagd: Ingest::queued), called from the run
+  /// Reports waiting in this replica's ingest (dagd: Ingest::backlog), called from the run
   /// thread; empty: rounds are never held.
   std::function<std::size_t()> ingest_backlog;
   /// The storm hold (above): more than this many waiting reports hold rounds, for at most
