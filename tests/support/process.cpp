@@ -334,6 +334,9 @@ std::optional<ExitStatus> Process::wait_for_exit(std::chrono::milliseconds timeo
     r = ::waitpid(pid_, &status, 0);
   } while (r < 0 && errno == EINTR);
   status_ = r == pid_ ? decode(status) : ExitStatus{};
+  // The child may exit with its last lines still in the pipe; read them now, so output()
+  // after an exit is whole.
+  finish_reader();
   return status_;
 }
 

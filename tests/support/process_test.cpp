@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -57,6 +58,17 @@ TEST(ProcessTest, EndOfOutputEndsTheWaitEarly) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
   EXPECT_EQ(p->wait().code, 3);
   EXPECT_EQ(p->output(), "only\n");
+}
+
+TEST(ProcessTest, OutputIsWholeOnceTheExitIsSeen) {
+  // A child that prints and exits at once: its last lines may still be in the pipe when
+  // its exit is seen. run_to_end's output must hold them all, every time.
+  for (int round = 0; round < 20; ++round) {
+    const auto done = run_to_end({"sh", "-c", "seq 1 20000"}, 10s);
+    ASSERT_TRUE(done.status.success()) << done.output;
+    ASSERT_EQ(std::count(done.output.begin(), done.output.end(), '\n'), 20000) << round;
+    ASSERT_TRUE(done.output.ends_with("\n20000\n")) << round;
+  }
 }
 
 TEST(ProcessTest, TimesOutWhileTheChildIsSilent) {

@@ -94,9 +94,10 @@ class Process {
   ExitStatus stop(int sig = SIGTERM, std::chrono::milliseconds grace = std::chrono::seconds{5});
   ExitStatus kill9() { return stop(SIGKILL, std::chrono::seconds{5}); }
 
-  /// Blocks until the child exits; reaps it.
+  /// Blocks until the child exits; reaps it and reads its output to the end.
   ExitStatus wait();
-  /// Bounded wait; nullopt when still running at the deadline.
+  /// Bounded wait; nullopt when still running at the deadline. Once the exit is seen, the
+  /// output is read to its end (what a grandchild still holding the pipe writes later is not).
   std::optional<ExitStatus> wait_for_exit(std::chrono::milliseconds timeout);
   /// True until the child has exited (reaps it if it just did).
   bool running();
