@@ -12,7 +12,8 @@
 //           coalesced e-mail accepted by the SMTP server (per account, a first alert at
 //           once with every cut committed by then, and one follow-up with the others when
 //           the coalescing window ends), each cut told in exactly one mail;
-//           CPU and peak RSS of dagd and Mosquitto. In the same run a bare subscriber on the
+//           CPU and peak RSS of dagd and Mosquitto. The dags stay connected until then
+//           (dag-sim's --linger). In the same run a bare subscriber on the
 //           broker's service listener receives the same reports: the broker's and this
 //           machine's limit. Every cut is then looked up in dagd's database.
 //   single  --outages K dags, each in its own account, lose power one after another, 1 s
@@ -51,9 +52,11 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -430,9 +433,12 @@ class Deployment {
   Process& broker() { return *broker_; }
   dag::test::SmtpServer& smtp() { return *smtp_; }
 
-  // Runs dag-sim to its end with these scenario arguments; returns its JSON summary.
+  // Runs dag-sim to its end with these scenario arguments; returns its JSON summary. With
+  // `after_drain`, the fleet stays connected after its scenario drained until after_drain
+  // returned: what it waits for is then measured without the fleet's teardown.
   json run_sim(const std::string& prefix, int devices, const std::string& account_size,
-               std::vector<std::string> scenario, Sampler& sampler) {
+               std::vector<std::string> scenario, Sampler& sampler,
+               const std::function<void()>& after_drain = {}) {
     std::vector<std::string> argv{args_.sim_bin,
                                   "--ca-cert",
                                   (state() / "ca/ca.pem").string(),
@@ -465,10 +471,19 @@ class Deployment {
                                   "--per-device",
                                   per_device_file().string()};
     argv.insert(argv.end(), scenario.begin(), scenario.end());
+    const std::chrono::seconds bound{args_.timeout_s * 3};
+    if (after_drain) {
+      argv.insert(argv.end(), {"--linger", std::to_string(bound.count())});
+    }
     auto sim = Process::spawn({.argv = argv, .log_file = dir_ / "dag-sim.log"});
     if (!sim) die("dag-sim: " + sim.error().message);
     sampler.set_sim((*sim)->pid());
-    const auto status = (*sim)->wait_for_exit(std::chrono::seconds{args_.timeout_s * 3});
+    // A sim that fails before lingering ends its output: its summary says why.
+    if (after_drain && (*sim)->wait_for_line("dag-sim: drained; lingering", bound)) {
+      after_drain();
+      (void)(*sim)->signal(SIGTERM);
+    }
+    const auto status = (*sim)->wait_for_exit(bound);
     if (!status) {
       (*sim)->kill9();
       die("dag-sim did not finish in time:\n" + (*sim)->output());
@@ -675,21 +690,26 @@ struct Delivered {
   std::vector<Mail> got;
 };
 
-// Waits until no intent is left to deliver and every cut is in a mail (or the timeout).
-// How many mails that takes is dagd's to decide: an account hears in one mail about the
-// cuts committed before its first alert, and in a follow-up about the others.
-Delivered await_mails(Deployment& d, const std::vector<Cut>& cuts,
-                      const std::map<std::string, std::string>& account, const std::string& prefix,
-                      std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+// Waits until no intent is left to deliver (every cut was committed before: the fleet
+// drained); false at the deadline.
+bool await_outbox_empty(Deployment& d, std::chrono::steady_clock::time_point deadline) {
   // No event says "the outbox is empty": look, bounded. (Reading the mails meanwhile would
   // take CPU from the programs measured.)
   for (;;) {
     const auto left = query(d.database(), "SELECT count(*) FROM outbox WHERE status = 'pending'");
-    if (!left.empty() && left[0][0] == "0") break;
-    if (std::chrono::steady_clock::now() >= deadline) return {false, mails(d.smtp(), prefix)};
+    if (!left.empty() && left[0][0] == "0") return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(100ms);
   }
+}
+
+// Waits until every cut is in a mail (or the deadline), once the outbox is empty.
+// How many mails that takes is dagd's to decide: an account hears in one mail about the
+// cuts committed before its first alert, and in a follow-up about the others.
+Delivered await_mails(Deployment& d, const std::vector<Cut>& cuts,
+                      const std::map<std::string, std::string>& account, const std::string& prefix,
+                      bool outbox_empty, std::chrono::steady_clock::time_point deadline) {
+  if (!outbox_empty) return {false, mails(d.smtp(), prefix)};
   // Every intent was recorded after its 250; the server's report of a mail can trail it.
   for (;;) {
     const auto seen = d.smtp().messages().size();
@@ -761,15 +781,18 @@ json run_storm(const Args& a, int devices) {
   Sampler sampler(d.dagd().pid(), d.broker().pid(), d.smtp().pid());
   BareSubscriber bare(d.state(), d.service_port());
   const std::string prefix = "storm-";
+  // The dags stay connected until every mail is out: a fleet disconnecting meanwhile would
+  // load dagd and the broker with 10,000 presence events no storm has.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{a.timeout_s} * 2;
+  bool outbox_empty = false;
   const auto sim = d.run_sim(prefix, devices, a.account_size,
                              {"--scenario", "storm", "--percent", fmt::format("{}", a.percent),
                               "--duration", "3", "--no-progress"},
-                             sampler);
+                             sampler, [&] { outbox_empty = await_outbox_empty(d, deadline); });
   const auto cuts = read_cuts(d.per_device_file());
   auto account = accounts_of(d.database(), prefix);
 
-  const auto [mails_done, got] =
-      await_mails(d, cuts, account, prefix, std::chrono::seconds{a.timeout_s});
+  const auto [mails_done, got] = await_mails(d, cuts, account, prefix, outbox_empty, deadline);
   sampler.stop();
   const Coverage told = coverage(cuts, got, account);
   std::set<std::string> accounts_cut;
@@ -876,14 +899,16 @@ json run_single(const Args& a) {
   Deployment d(a);
   Sampler sampler(d.dagd().pid(), d.broker().pid(), d.smtp().pid());
   const std::string prefix = "one-";
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds{a.timeout_s * 2 + a.outages};
+  bool outbox_empty = false;
   const auto sim = d.run_sim(prefix, a.outages, "1",
                              {"--scenario", "rolling", "--percent", "100", "--interval-ms", "1000",
                               "--duration", std::to_string(a.outages), "--no-progress"},
-                             sampler);
+                             sampler, [&] { outbox_empty = await_outbox_empty(d, deadline); });
   const auto cuts = read_cuts(d.per_device_file());
   auto account = accounts_of(d.database(), prefix);
-  const auto [mails_done, got] =
-      await_mails(d, cuts, account, prefix, std::chrono::seconds{a.timeout_s});
+  const auto [mails_done, got] = await_mails(d, cuts, account, prefix, outbox_empty, deadline);
   sampler.stop();
   std::map<std::string, std::int64_t> mail_at;
   for (const auto& m : got) mail_at.emplace(m.account, m.accepted_at);

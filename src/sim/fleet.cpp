@@ -912,6 +912,7 @@ struct Timings {
   double ready_s{0};
   double drain_s{0};
   double wall_s{0};
+  double linger_s{0};
   Cpu cpu_start{};
   Cpu cpu_connected{};
   Cpu cpu_end{};
@@ -1062,6 +1063,7 @@ json summarize(const FleetOptions& options, const Plan& plan, const Counters& c,
         {"publishToAcceptedMs", distribution(k.cut_publish)}}},
       {"drain",
        {{"t.drained", t.drained}, {"pendingAtEnd", t.pending}, {"seconds", round1(t.drain_s)}}},
+      {"lingerS", round1(t.linger_s)},
       {"shutdowns", c.shutdowns.load()},
       {"dead", k.dead},
       {"errors",
@@ -1217,15 +1219,30 @@ Result<json> run_fleet(const FleetOptions& options, const Credentials& credentia
     std::this_thread::sleep_for(kTick);
   }
   t.drain_s = ms_between(drain_start, Steady::now()) / 1000.0;
+  t.interrupted = interrupted();
+
+  // Lingering (every dag still connected, nothing planned): the run's figures end before.
+  std::optional<Steady::time_point> linger_start;
+  if (options.linger.count() > 0 && !t.interrupted) {
+    t.wall_s = ms_between(run_start, Steady::now()) / 1000.0;
+    t.cpu_end = cpu_now();
+    linger_start = Steady::now();
+    progress("linger");
+    if (options.on_lingering) options.on_lingering();
+    const auto linger_end = *linger_start + options.linger;
+    while (!interrupted() && Steady::now() < linger_end) std::this_thread::sleep_for(kTick);
+    t.linger_s = ms_between(*linger_start, Steady::now()) / 1000.0;
+  }
   progress("stop");
 
   // Phase 4: clean disconnects.
   shared.phase = static_cast<int>(Phase::stop);
   wake_all();
   for (auto& w : workers) w->join();
-  t.wall_s = ms_between(run_start, Steady::now()) / 1000.0;
-  t.cpu_end = cpu_now();
-  t.interrupted = interrupted();
+  if (!linger_start) {
+    t.wall_s = ms_between(run_start, Steady::now()) / 1000.0;
+    t.cpu_end = cpu_now();
+  }
   return summarize(options, *plan, shared.counters, workers, n, t);
 }
 

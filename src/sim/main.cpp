@@ -89,6 +89,7 @@ struct Cli {
   std::string owner_email_domain{};
   double connect_timeout_s{120};
   double drain_timeout_s{30};
+  double linger_s{0};
   double outage_s{5};
   std::string outbox_dir{};
   std::string per_device{};
@@ -143,6 +144,11 @@ void define(CLI::App& app, Cli& c) {
   app.add_option("--drain-timeout", c.drain_timeout_s,
                  "Seconds after the scenario for every outbox to empty")
       ->capture_default_str();
+  app.add_option("--linger", c.linger_s,
+                 "Seconds every dag stays connected after the drain (SIGTERM/SIGINT end it "
+                 "early, with the summary as usual): a harness measuring what the cloud does "
+                 "after the scenario keeps the fleet's teardown out of it")
+      ->capture_default_str();
   app.add_option("--debounce-ms", c.fo.debounce_ms, "The agents' debounce window")
       ->capture_default_str();
   app.add_option("--storm-window-ms", c.fo.scenario.storm_window_ms,
@@ -191,6 +197,7 @@ std::optional<std::string> check(Cli& c) {
     return std::string("--shutdown-percent must be 0..100");
   if (!(c.connect_timeout_s > 0) || !(c.drain_timeout_s >= 0))
     return std::string("timeouts must be positive");
+  if (!(c.linger_s >= 0) || c.linger_s > 86'400) return std::string("--linger must be 0..86400");
   auto bounds = dag::sim::parse_account_size(c.account_size);
   if (!bounds) return "--account-size: " + bounds.error().message;
   c.account_bounds = *bounds;
@@ -201,6 +208,7 @@ std::optional<std::string> check(Cli& c) {
       std::chrono::milliseconds{static_cast<std::int64_t>(c.connect_timeout_s * 1000)};
   c.fo.drain_timeout =
       std::chrono::milliseconds{static_cast<std::int64_t>(c.drain_timeout_s * 1000)};
+  c.fo.linger = std::chrono::milliseconds{static_cast<std::int64_t>(c.linger_s * 1000)};
   c.fo.outbox_dir = c.outbox_dir;
   c.fo.per_device = c.per_device;
 
@@ -321,6 +329,11 @@ int main(int argc, char** argv) {
       std::fflush(stderr);
     };
   }
+  // A harness waits for this line to know the scenario is over and the fleet still up.
+  c.fo.on_lingering = [] {
+    std::fprintf(stderr, "dag-sim: drained; lingering (SIGTERM ends it)\n");
+    std::fflush(stderr);
+  };
   auto summary = dag::sim::run_fleet(c.fo, creds);
   if (!c.no_progress && tty) std::fprintf(stderr, "\n");
   if (!summary) return failure(summary.error());

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -200,6 +201,56 @@ TEST_F(SimIntegration, StormOfFiftyDagsIsPersistedByDagd) {
     EXPECT_GE(offs[0].observed_at_ms, started_ms);
     EXPECT_FALSE(offs[0].clock_fallback);
   }
+}
+
+// --linger: after the drain the fleet stays up (a harness measures what follows without
+// the teardown) until SIGTERM, which ends the linger, not the run: the summary is ok.
+TEST_F(SimIntegration, LingeringKeepsTheFleetUpUntilSigterm) {
+  const auto ca_key = work_ / "ca.key";
+  ASSERT_TRUE(pki::write_pem_file(ca_key, pki_.ca().key_pem, pki::kOwnerOnly));
+  auto p = Process::spawn({.argv = {DAG_SIM_BIN,
+                                    "--ca-cert",
+                                    pki_.ca_file().string(),
+                                    "--ca-key",
+                                    ca_key.string(),
+                                    "--provision-db",
+                                    dagd_->database().string(),
+                                    "--host",
+                                    "127.0.0.1",
+                                    "--port",
+                                    std::to_string(broker_->port()),
+                                    "--devices",
+                                    "5",
+                                    "--scenario",
+                                    "storm",
+                                    "--duration",
+                                    "0.5",
+                                    "--connect-timeout",
+                                    "15",
+                                    "--drain-timeout",
+                                    "10",
+                                    "--linger",
+                                    "60",
+                                    "--no-progress"}});
+  ASSERT_TRUE(p) << p.error().message;
+  sim_ = std::move(*p);
+  ASSERT_TRUE(sim_->wait_for_line("dag-sim: drained; lingering", 25s));
+  EXPECT_FALSE(sim_->wait_for_exit(300ms)) << "ended before SIGTERM";
+  ASSERT_TRUE(sim_->signal(SIGTERM));
+  auto status = sim_->wait_for_exit(20s);
+  ASSERT_TRUE(status) << "dag-sim did not stop";
+  EXPECT_TRUE(status->success()) << status->to_string();
+  json summary;
+  for (const auto& line : sim_->lines()) {
+    if (line.starts_with("{")) summary = json::parse(line, nullptr, false);
+  }
+  ASSERT_TRUE(summary.is_object()) << sim_->output();
+  EXPECT_EQ(summary["ok"], true) << summary.dump(2);
+  EXPECT_EQ(summary["interrupted"], false);
+  EXPECT_GE(summary["lingerS"].get<double>(), 0.3);
+  EXPECT_LT(summary["lingerS"].get<double>(), 30);
+  EXPECT_EQ(summary["cut"]["accepted"], 5);
+  EXPECT_EQ(summary["errors"]["disconnects"], 0);
 }
 
 // The library in-process: dags lose their network, the power goes off meanwhile, and the

@@ -42,7 +42,7 @@ namespace dag::sim {
 
 struct Progress {
   double elapsed_s{0};
-  std::string phase;  ///< "connect", "scenario", "drain", "stop"
+  std::string phase;  ///< "connect", "scenario", "drain", "linger", "stop"
   std::int64_t devices{0};
   std::int64_t connected{0};
   std::int64_t ready{0};      ///< dags whose first report was accepted
@@ -77,8 +77,16 @@ struct FleetOptions {
   /// When set: one JSON line per selected dag (its cut and the acceptance of its report).
   std::filesystem::path per_device{};
   std::function<void(const Progress&)> progress{};
-  /// Set from a signal handler to cut the run short (the summary says so).
+  /// Set from a signal handler to cut the run short (the summary says so). While the
+  /// fleet lingers (below), it only ends the linger.
   const std::atomic<bool>* interrupt{nullptr};
+  /// After the drain, every dag stays connected this long (or until interrupt) before the
+  /// clean disconnects, so that a harness measuring what the cloud does after a scenario
+  /// (mails going out) measures it without the fleet's teardown: 10,000 disconnects are
+  /// 10,000 presence events for dagd and TLS closes for the broker. 0: none.
+  std::chrono::milliseconds linger{0};
+  /// Called (on the calling thread) when the linger begins.
+  std::function<void()> on_lingering{};
 };
 
 /// Runs the fleet; returns the JSON summary. A run that finished but where something
