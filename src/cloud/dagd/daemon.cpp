@@ -314,7 +314,7 @@ int run_dagd(const DagdSettings& s) {
   }
   ingest::ClientPublisher publisher(**client);
   auto io = ingest_options(s);
-  io.on_intents = [&notifier] { notifier.wake(); };
+  io.on_intents = [&notifier](std::size_t made) { notifier.wake(made); };
   ingest::Ingest ingest(service, clock, io, metrics, publisher);
   forward.target = &ingest;
   for (const auto& filter : ingest::subscriptions(s.share_group)) {

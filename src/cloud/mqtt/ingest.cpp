@@ -103,9 +103,8 @@ void Ingest::run() {
     }
     if (auto hint = service_.take_scheduled_hint()) next_timer_ms = std::min(next_timer_ms, *hint);
     if (clock_.unix_ms() >= next_timer_ms) next_timer_ms = run_timers();
-    if (options_.on_intents && metrics_.intents.load(std::memory_order_relaxed) != intents_before) {
-      options_.on_intents();
-    }
+    const auto made = metrics_.intents.load(std::memory_order_relaxed) - intents_before;
+    if (options_.on_intents && made > 0) options_.on_intents(made);
   }
 }
 

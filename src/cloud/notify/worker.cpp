@@ -117,10 +117,25 @@ Worker::Worker(store::Store& store, const Clock& clock, WorkerOptions options, C
       channels_(channels),
       metrics_(metrics) {}
 
-void Worker::wake() {
+namespace {
+// The window of the storm rate: short, so that a hold ends soon after the storm's last
+// intents (the hold also waits for the ingest's backlog).
+constexpr std::int64_t kStormRateWindowMs = 250;
+}  // namespace
+
+void Worker::wake(std::size_t made) {
   std::lock_guard lock(mutex_);
+  if (made > 0) made_.emplace_back(clock_.unix_ms(), made);
   woken_ = true;
   cv_.notify_all();
+}
+
+std::size_t Worker::intents_made_recently(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  while (!made_.empty() && made_.front().first <= now - kStormRateWindowMs) made_.pop_front();
+  std::size_t sum = 0;
+  for (const auto& entry : made_) sum += entry.second;
+  return sum;
 }
 
 void Worker::stop() {
@@ -142,19 +157,23 @@ void Worker::run() {
 
 std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
   const std::size_t backlog = options_.ingest_backlog ? options_.ingest_backlog() : 0;
-  if (backlog <= options_.storm_backlog || options_.storm_hold.count() <= 0) {
-    if (backlog_since_) {
-      log::info("notify.storm_hold_ended", {{"held_ms", now - *backlog_since_}});
-      backlog_since_.reset();
+  const std::size_t made = intents_made_recently(now);
+  const bool storm =
+      backlog > options_.storm_backlog ||
+      made * 1000 > options_.storm_rate * static_cast<std::size_t>(kStormRateWindowMs);
+  if (!storm || options_.storm_hold.count() <= 0) {
+    if (storm_since_) {
+      log::info("notify.storm_hold_ended", {{"held_ms", now - *storm_since_}});
+      storm_since_.reset();
     }
     return std::nullopt;
   }
-  if (!backlog_since_) {
-    backlog_since_ = now;
+  if (!storm_since_) {
+    storm_since_ = now;
     metrics_.storm_holds.fetch_add(1, std::memory_order_relaxed);
-    log::info("notify.storm_hold", {{"backlog", backlog}});
+    log::info("notify.storm_hold", {{"backlog", backlog}, {"intents_250ms", made}});
   }
-  const std::int64_t until = *backlog_since_ + options_.storm_hold.count();
+  const std::int64_t until = *storm_since_ + options_.storm_hold.count();
   if (now >= until) return std::nullopt;  // held long enough: deliver despite the backlog
   // The ingest wakes us only after commits that made intents, not when it caught up: look
   // again soon as well.

@@ -229,6 +229,37 @@ TEST_F(WorkerTest, AStormHoldEndsAfterStormHoldEvenIfTheIngestStaysBehind) {
   EXPECT_EQ(metrics_.storm_holds.load(), 1U);
 }
 
+// A storm the broker still holds does not show in the ingest's backlog, but its intents
+// come fast: more than storm_rate per second over 250 ms hold rounds too, and the hold
+// ends once they slow down.
+TEST_F(WorkerTest, IntentsComingFastHoldAlertsUntilTheyStop) {
+  options_.ingest_backlog = [] { return std::size_t{0}; };
+  options_.storm_rate = 200;  // more than 50 in 250 ms
+  remake_worker();
+  for (int i = 0; i < 3; ++i) intent(i, email_.id);
+  worker_->wake(50);  // at the threshold: not a storm
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  EXPECT_EQ(metrics_.storm_holds.load(), 0U);
+
+  clock_.advance(6s);  // past the coalescing window: the next intents would go out at once
+  for (int i = 4; i < 9; ++i) intent(i, email_.id);
+  worker_->wake(51);
+  clock_.advance(100ms);
+  auto next = worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);  // held
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+  EXPECT_LE(next, clock_.unix_ms() + 50);
+  clock_.advance(100ms);  // 200 ms after the burst: still within the window
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);
+  clock_.advance(60ms);  // 260 ms: the burst is out of the window
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 2U);
+  EXPECT_EQ(channel_.calls[1].notice.items.size(), 5U);
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+}
+
 // No backlog, or a hold of 0: a lone outage is never held.
 TEST_F(WorkerTest, NoBacklogOrAZeroHoldNeverHolds) {
   std::size_t backlog = 0;

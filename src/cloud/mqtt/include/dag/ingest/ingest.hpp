@@ -71,9 +71,10 @@ struct IngestOptions {
   /// Also look for due timers this often (others may have scheduled some).
   std::chrono::milliseconds timer_poll{5000};
   int qos{1};
-  /// Called on the worker thread after a commit that queued notification intents (dagd
-  /// wakes its outbox worker with it, so an alert does not wait for the worker's poll).
-  std::function<void()> on_intents;
+  /// Called on the worker thread after a commit that queued notification intents, with
+  /// how many (dagd wakes its outbox worker with it, so an alert does not wait for the
+  /// worker's poll, and the worker sees a storm begin).
+  std::function<void(std::size_t)> on_intents;
 };
 
 /// The filters dagd subscribes to (protocol::kCloudSubscriptions), shared or not.

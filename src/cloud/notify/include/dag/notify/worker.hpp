@@ -19,8 +19,10 @@
 //    permanent failure fails at once. The target's failure count and last error are kept
 //    for the account to see.
 // A storm hold: while this replica's ingest has more than `storm_backlog` reports waiting,
-// more intents for the same accounts are on their way, so rounds of deliveries wait (for
-// at most `storm_hold`, counted from when the backlog was first seen). Each account then
+// or made intents faster than `storm_rate` per second over the last 250 ms (a storm is
+// arriving, though the broker may still hold most of it), more intents for the same
+// accounts are on their way, so rounds of deliveries wait (for at most `storm_hold`,
+// counted from when the storm was first seen). Each account then
 // hears of the storm in one message instead of an alert that the ingest overtakes and a
 // follow-up, and the mail relay carries fewer messages. A lone outage finds no backlog
 // and goes out at once. Verification mails are never held.
@@ -37,11 +39,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dag/common/clock.hpp"
@@ -80,6 +84,8 @@ struct WorkerOptions {
   /// The storm hold (above): more than this many waiting reports hold rounds, for at most
   /// storm_hold (0: never held).
   std::size_t storm_backlog{200};
+  /// Intents per second (told through wake(), over the last 250 ms) that also hold rounds.
+  std::size_t storm_rate{200};
   std::chrono::milliseconds storm_hold{5000};
 };
 
@@ -117,8 +123,9 @@ class Worker {
   std::int64_t run_once();
   /// Rounds until stop(), sleeping until the next is due or wake() is called.
   void run();
-  /// New intents were committed: run a round now.
-  void wake();
+  /// New intents were committed (`made` of them; 0: unknown, or other news such as a
+  /// target verified): run a round now.
+  void wake(std::size_t made = 0);
   void stop();
 
  private:
@@ -128,6 +135,8 @@ class Worker {
   struct Counts;
   /// While a storm hold lasts: when to look again (epoch ms). Run thread only.
   std::optional<std::int64_t> storm_hold(std::int64_t now);
+  /// Intents told through wake() in the storm-rate window before `now`; forgets older ones.
+  std::size_t intents_made_recently(std::int64_t now);
   void deliver_round(std::int64_t now);
   /// What to do now with one verified target's claimed intents (oldest first): a message,
   /// or deferrals; added to `plan`. Run thread only (reads last_sent_).
@@ -151,13 +160,14 @@ class Worker {
   WorkerMetrics& metrics_;
   std::map<std::string, std::int64_t> last_sent_;  ///< target id -> epoch ms (run thread)
   std::optional<std::int64_t> next_due_;           ///< earliest defer/retry we scheduled
-  /// When the current backlog was first seen (run thread); reset once it is gone.
-  std::optional<std::int64_t> backlog_since_;
+  /// When the current storm was first seen (run thread); reset once it is gone.
+  std::optional<std::int64_t> storm_since_;
 
   std::mutex mutex_;
   std::condition_variable cv_;
   bool woken_{false};
   bool stopping_{false};
+  std::deque<std::pair<std::int64_t, std::size_t>> made_;  ///< (epoch ms, intents), mutex_
 };
 
 }  // namespace dag::notify
