@@ -111,6 +111,7 @@ notify::WorkerOptions worker_options(const DagdSettings& s) {
   wo.concurrency = s.notify_concurrency;
   wo.storm_hold = std::chrono::milliseconds{s.storm_hold_ms};
   wo.storm_backlog = static_cast<std::size_t>(s.storm_backlog);
+  wo.storm_rate = static_cast<std::size_t>(s.storm_rate);
   wo.retry_initial = std::chrono::seconds{s.retry_initial_s};
   wo.retry_max = std::chrono::seconds{s.retry_max_s};
   wo.give_up_after = std::chrono::seconds{s.give_up_s};

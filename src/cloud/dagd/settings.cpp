@@ -45,6 +45,13 @@ void add_notify_fields(config::Schema& s) {
               .help = "Reports waiting in the ingest above which it counts as behind",
               .min = 1,
               .max = 1'000'000});
+  s.add(Field{.key = "notify.storm_rate",
+              .type = Type::integer,
+              .default_value = "200",
+              .help = "Intents per second (over the last 250 ms) above which a storm is "
+                      "arriving, though the ingest may not be behind yet",
+              .min = 1,
+              .max = 1'000'000});
   s.add(Field{.key = "notify.concurrency",
               .type = Type::integer,
               .default_value = "8",
@@ -352,6 +359,7 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
   s.notify_concurrency = static_cast<int>(cfg.integer("notify.concurrency"));
   s.storm_hold_ms = cfg.integer("notify.storm_hold_ms");
   s.storm_backlog = cfg.integer("notify.storm_backlog");
+  s.storm_rate = cfg.integer("notify.storm_rate");
   s.retry_initial_s = cfg.integer("notify.retry_initial_s");
   s.retry_max_s = cfg.integer("notify.retry_max_s");
   s.give_up_s = cfg.integer("notify.give_up_s");
