@@ -34,7 +34,7 @@ void add_notify_fields(config::Schema& s) {
               .max = 3'600'000});
   s.add(Field{.key = "notify.storm_hold_ms",
               .type = Type::integer,
-              .default_value = "5000",
+              .default_value = "8000",
               .help = "While the ingest is behind (a storm), hold alerts up to this long so "
                       "that each account hears of it in one message (0: never hold)",
               .min = 0,

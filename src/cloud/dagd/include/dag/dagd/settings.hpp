@@ -63,7 +63,7 @@ struct DagdSettings {
   std::string smtp_starttls{"opportunistic"};
   std::int64_t coalesce_window_ms{5000};
   int notify_concurrency{8};
-  std::int64_t storm_hold_ms{5000};
+  std::int64_t storm_hold_ms{8000};
   std::int64_t storm_backlog{200};
   std::int64_t storm_rate{200};
   std::int64_t retry_initial_s{30};

@@ -86,7 +86,7 @@ struct WorkerOptions {
   std::size_t storm_backlog{200};
   /// Intents per second (told through wake(), over the last 250 ms) that also hold rounds.
   std::size_t storm_rate{200};
-  std::chrono::milliseconds storm_hold{5000};
+  std::chrono::milliseconds storm_hold{8000};
 };
 
 /// Counters, read from any thread.
