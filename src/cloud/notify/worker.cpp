@@ -118,9 +118,11 @@ Worker::Worker(store::Store& store, const Clock& clock, WorkerOptions options, C
       metrics_(metrics) {}
 
 namespace {
-// The window of the storm rate: short, so that a hold ends soon after the storm's last
-// intents (the hold also waits for the ingest's backlog).
-constexpr std::int64_t kStormRateWindowMs = 250;
+// The windows of the storm rate: a short one starts a hold at once; a longer one keeps it,
+// so that a commit that takes long on a busy machine (no intents for a moment while the
+// broker still holds the storm) does not end it.
+constexpr std::int64_t kStormStartWindowMs = 250;
+constexpr std::int64_t kStormKeepWindowMs = 1000;
 }  // namespace
 
 void Worker::wake(std::size_t made) {
@@ -130,11 +132,13 @@ void Worker::wake(std::size_t made) {
   cv_.notify_all();
 }
 
-std::size_t Worker::intents_made_recently(std::int64_t now) {
+std::size_t Worker::intents_made_recently(std::int64_t now, std::int64_t window_ms) {
   std::lock_guard lock(mutex_);
-  while (!made_.empty() && made_.front().first <= now - kStormRateWindowMs) made_.pop_front();
+  while (!made_.empty() && made_.front().first <= now - kStormKeepWindowMs) made_.pop_front();
   std::size_t sum = 0;
-  for (const auto& entry : made_) sum += entry.second;
+  for (const auto& entry : made_) {
+    if (entry.first > now - window_ms) sum += entry.second;
+  }
   return sum;
 }
 
@@ -157,10 +161,10 @@ void Worker::run() {
 
 std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
   const std::size_t backlog = options_.ingest_backlog ? options_.ingest_backlog() : 0;
-  const std::size_t made = intents_made_recently(now);
-  const bool storm =
-      backlog > options_.storm_backlog ||
-      made * 1000 > options_.storm_rate * static_cast<std::size_t>(kStormRateWindowMs);
+  const std::int64_t window = storm_since_ ? kStormKeepWindowMs : kStormStartWindowMs;
+  const std::size_t made = intents_made_recently(now, window);
+  const bool storm = backlog > options_.storm_backlog ||
+                     made * 1000 > options_.storm_rate * static_cast<std::size_t>(window);
   if (!storm || options_.storm_hold.count() <= 0) {
     if (storm_since_) {
       log::info("notify.storm_hold_ended", {{"held_ms", now - *storm_since_}});
