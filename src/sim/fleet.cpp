@@ -1116,6 +1116,29 @@ std::string format_progress(const Progress& p) {
       p.errors);
 }
 
+namespace {
+
+// After the drain, every dag still connected and nothing planned: waits for
+// options.linger or the interrupt. The run's wall and CPU figures end where it begins.
+// Returns whether it lingered.
+bool linger(const FleetOptions& options, Steady::time_point run_start, Timings& t,
+            const std::function<void()>& progress) {
+  if (options.linger.count() <= 0 || t.interrupted) return false;
+  t.wall_s = ms_between(run_start, Steady::now()) / 1000.0;
+  t.cpu_end = cpu_now();
+  const auto start = Steady::now();
+  progress();
+  if (options.on_lingering) options.on_lingering();
+  const auto end = start + options.linger;
+  while ((options.interrupt == nullptr || !options.interrupt->load()) && Steady::now() < end) {
+    std::this_thread::sleep_for(milliseconds{50});
+  }
+  t.linger_s = ms_between(start, Steady::now()) / 1000.0;
+  return true;
+}
+
+}  // namespace
+
 Result<json> run_fleet(const FleetOptions& options, const Credentials& credentials) {
   const auto n = static_cast<std::uint32_t>(credentials.devices.size());
   if (n == 0) return fail(Errc::invalid_argument, "no devices");
@@ -1221,25 +1244,14 @@ Result<json> run_fleet(const FleetOptions& options, const Credentials& credentia
   t.drain_s = ms_between(drain_start, Steady::now()) / 1000.0;
   t.interrupted = interrupted();
 
-  // Lingering (every dag still connected, nothing planned): the run's figures end before.
-  std::optional<Steady::time_point> linger_start;
-  if (options.linger.count() > 0 && !t.interrupted) {
-    t.wall_s = ms_between(run_start, Steady::now()) / 1000.0;
-    t.cpu_end = cpu_now();
-    linger_start = Steady::now();
-    progress("linger");
-    if (options.on_lingering) options.on_lingering();
-    const auto linger_end = *linger_start + options.linger;
-    while (!interrupted() && Steady::now() < linger_end) std::this_thread::sleep_for(kTick);
-    t.linger_s = ms_between(*linger_start, Steady::now()) / 1000.0;
-  }
+  const bool lingered = linger(options, run_start, t, [&] { progress("linger"); });
   progress("stop");
 
   // Phase 4: clean disconnects.
   shared.phase = static_cast<int>(Phase::stop);
   wake_all();
   for (auto& w : workers) w->join();
-  if (!linger_start) {
+  if (!lingered) {
     t.wall_s = ms_between(run_start, Steady::now()) / 1000.0;
     t.cpu_end = cpu_now();
   }
