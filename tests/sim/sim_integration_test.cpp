@@ -54,6 +54,28 @@ class SimIntegration : public ::testing::Test {
     if (HasFailure() && sim_) std::cerr << "--- dag-sim output\n" << sim_->output();
   }
 
+  // dag-sim's command line minting its dags from the test CA into dagd's database, on the
+  // test broker, with `more` after it.
+  std::vector<std::string> minting_sim(const std::vector<std::string>& more) {
+    const auto ca_key = work_ / "ca.key";
+    EXPECT_TRUE(pki::write_pem_file(ca_key, pki_.ca().key_pem, pki::kOwnerOnly));
+    std::vector<std::string> argv{
+        DAG_SIM_BIN,     "--ca-cert",      pki_.ca_file().string(),        "--ca-key",
+        ca_key.string(), "--provision-db", dagd_->database().string(),     "--host",
+        "127.0.0.1",     "--port",         std::to_string(broker_->port())};
+    argv.insert(argv.end(), more.begin(), more.end());
+    return argv;
+  }
+
+  // dag-sim's JSON summary: its last line that is a JSON object (discarded when none).
+  [[nodiscard]] json sim_summary() const {
+    json summary = json::value_t::discarded;
+    for (const auto& line : sim_->lines()) {
+      if (line.starts_with("{")) summary = json::parse(line, nullptr, false);
+    }
+    return summary;
+  }
+
   void open_db() {
     auto s = store::open_sqlite(dagd_->database());
     ASSERT_TRUE(s) << s.error().message;
@@ -118,49 +140,20 @@ TEST(SimCommandLine, BadInputExitsWith2) {
 // dagd's database, connect, storm, and one JSON summary line.
 TEST_F(SimIntegration, StormOfFiftyDagsIsPersistedByDagd) {
   constexpr int kDevices = 50;
-  const auto ca_key = work_ / "ca.key";
-  ASSERT_TRUE(pki::write_pem_file(ca_key, pki_.ca().key_pem, pki::kOwnerOnly));
   const auto per_device = work_ / "per-device.jsonl";
   const std::int64_t started_ms = now_ms();
-  auto p = Process::spawn({.argv = {DAG_SIM_BIN,
-                                    "--ca-cert",
-                                    pki_.ca_file().string(),
-                                    "--ca-key",
-                                    ca_key.string(),
-                                    "--provision-db",
-                                    dagd_->database().string(),
-                                    "--account-size",
-                                    "5",
-                                    "--host",
-                                    "127.0.0.1",
-                                    "--port",
-                                    std::to_string(broker_->port()),
-                                    "--devices",
-                                    std::to_string(kDevices),
-                                    "--scenario",
-                                    "storm",
-                                    "--percent",
-                                    "100",
-                                    "--duration",
-                                    "1.5",
-                                    "--seed",
-                                    "7",
-                                    "--connect-timeout",
-                                    "15",
-                                    "--drain-timeout",
-                                    "10",
-                                    "--per-device",
-                                    per_device.string()}});
+  auto p = Process::spawn(
+      {.argv = minting_sim({"--account-size", "5", "--devices", std::to_string(kDevices),
+                            "--scenario", "storm", "--percent", "100", "--duration", "1.5",
+                            "--seed", "7", "--connect-timeout", "15", "--drain-timeout", "10",
+                            "--per-device", per_device.string()})});
   ASSERT_TRUE(p) << p.error().message;
   sim_ = std::move(*p);
   auto status = sim_->wait_for_exit(28s);
   ASSERT_TRUE(status) << "dag-sim did not finish";
   EXPECT_TRUE(status->success()) << status->to_string();
 
-  json summary;
-  for (const auto& line : sim_->lines()) {
-    if (line.starts_with("{")) summary = json::parse(line, nullptr, false);
-  }
+  const json summary = sim_summary();
   ASSERT_TRUE(summary.is_object()) << sim_->output();
   EXPECT_EQ(summary["ok"], true) << summary.dump(2);
   EXPECT_EQ(summary["devices"], kDevices);
@@ -206,32 +199,10 @@ TEST_F(SimIntegration, StormOfFiftyDagsIsPersistedByDagd) {
 // --linger: after the drain the fleet stays up (a harness measures what follows without
 // the teardown) until SIGTERM, which ends the linger, not the run: the summary is ok.
 TEST_F(SimIntegration, LingeringKeepsTheFleetUpUntilSigterm) {
-  const auto ca_key = work_ / "ca.key";
-  ASSERT_TRUE(pki::write_pem_file(ca_key, pki_.ca().key_pem, pki::kOwnerOnly));
-  auto p = Process::spawn({.argv = {DAG_SIM_BIN,
-                                    "--ca-cert",
-                                    pki_.ca_file().string(),
-                                    "--ca-key",
-                                    ca_key.string(),
-                                    "--provision-db",
-                                    dagd_->database().string(),
-                                    "--host",
-                                    "127.0.0.1",
-                                    "--port",
-                                    std::to_string(broker_->port()),
-                                    "--devices",
-                                    "5",
-                                    "--scenario",
-                                    "storm",
-                                    "--duration",
-                                    "0.5",
-                                    "--connect-timeout",
-                                    "15",
-                                    "--drain-timeout",
-                                    "10",
-                                    "--linger",
-                                    "60",
-                                    "--no-progress"}});
+  auto p =
+      Process::spawn({.argv = minting_sim({"--devices", "5", "--scenario", "storm", "--duration",
+                                           "0.5", "--connect-timeout", "15", "--drain-timeout",
+                                           "10", "--linger", "60", "--no-progress"})});
   ASSERT_TRUE(p) << p.error().message;
   sim_ = std::move(*p);
   ASSERT_TRUE(sim_->wait_for_line("dag-sim: drained; lingering", 25s));
@@ -240,10 +211,7 @@ TEST_F(SimIntegration, LingeringKeepsTheFleetUpUntilSigterm) {
   auto status = sim_->wait_for_exit(20s);
   ASSERT_TRUE(status) << "dag-sim did not stop";
   EXPECT_TRUE(status->success()) << status->to_string();
-  json summary;
-  for (const auto& line : sim_->lines()) {
-    if (line.starts_with("{")) summary = json::parse(line, nullptr, false);
-  }
+  const json summary = sim_summary();
   ASSERT_TRUE(summary.is_object()) << sim_->output();
   EXPECT_EQ(summary["ok"], true) << summary.dump(2);
   EXPECT_EQ(summary["interrupted"], false);
