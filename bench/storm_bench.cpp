@@ -121,6 +121,9 @@ std::string read_file(const fs::path& p) {
 double round1(double v) {
   return std::round(v * 10) / 10;
 }
+double round2(double v) {
+  return std::round(v * 100) / 100;
+}
 double round3(double v) {
   return std::round(v * 1000) / 1000;
 }
@@ -221,10 +224,10 @@ class Sampler {
     for (const auto& [name, cpu] : to.dagd_threads) {
       const auto before = from.dagd_threads.find(name);
       const double used = cpu - (before == from.dagd_threads.end() ? 0 : before->second);
-      out[name] = round1(std::max(0.0, used));
+      out[name] = round2(std::max(0.0, used));
       live += std::max(0.0, used);
     }
-    out["ended threads"] = round1(std::max(0.0, to.cpu[kDagd] - from.cpu[kDagd] - live));
+    out["ended threads"] = round2(std::max(0.0, to.cpu[kDagd] - from.cpu[kDagd] - live));
     return out;
   }
   // The largest RSS of dagd or Mosquitto sampled between two epoch times, in MiB.
@@ -726,7 +729,7 @@ Delivered await_mails(Deployment& d, const std::vector<Cut>& cuts,
 
 // CPU-seconds by program between two times, and the window's length.
 json cpu_window(Sampler& sampler, std::int64_t from, std::int64_t to) {
-  const auto cpu = [&](Sampler::Who who) { return round1(sampler.cpu_between(who, from, to)); };
+  const auto cpu = [&](Sampler::Who who) { return round2(sampler.cpu_between(who, from, to)); };
   return {{"dagd", cpu(Sampler::kDagd)},
           {"dagdThreads", sampler.dagd_threads_between(from, to)},
           {"mosquitto", cpu(Sampler::kBroker)},

@@ -2,7 +2,9 @@
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -264,6 +266,52 @@ int Client::drain_buffered() {
   return MOSQ_ERR_SUCCESS;
 }
 
+void Client::buffer_tls_writes() {
+  // libmosquitto writes every packet with its own SSL_write, and OpenSSL hands each record
+  // to the socket at once: a busy dagd made one write(2) per PUBACK and per reply, three
+  // per report. A buffer in front of the socket (only for writing) collects a loop turn's
+  // records; flush_tls_writes() sends them in one write before the loop waits. The TLS
+  // stream is unchanged. Installed once the handshake is done (OpenSSL buffers the
+  // handshake itself) and again for every connection: libmosquitto gives each a new SSL,
+  // whose write and read BIO are then the same socket BIO. A DISCONNECT leaves too:
+  // libmosquitto closes the connection with SSL_shutdown, which flushes the buffer.
+  auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(mosq_));
+  if (ssl == nullptr || SSL_is_init_finished(ssl) == 0) return;
+  if (SSL_get_wbio(ssl) != SSL_get_rbio(ssl)) return;  // ours already
+  BIO* sock = BIO_new_socket(mosquitto_socket(mosq_), BIO_NOCLOSE);
+  BIO* buffer = BIO_new(BIO_f_buffer());
+  if (sock == nullptr || buffer == nullptr ||
+      BIO_set_write_buffer_size(buffer, kTlsWriteBuffer) != 1) {
+    BIO_free(sock);
+    BIO_free(buffer);
+    return;  // unbuffered, as libmosquitto made it: slower, still correct
+  }
+  SSL_set0_wbio(ssl, BIO_push(buffer, sock));  // the SSL owns the chain from here
+}
+
+bool Client::flush_tls_writes() {
+  auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(mosq_));
+  if (ssl == nullptr) return true;
+  BIO* wbio = SSL_get_wbio(ssl);
+  if (wbio == nullptr || BIO_wpending(wbio) == 0) return true;
+  // A full socket leaves the rest in the buffer (BIO_flush fails with a retry); the
+  // caller waits until the socket takes more. Any other failure shows in the next read.
+  return BIO_flush(wbio) == 1 && BIO_wpending(wbio) == 0;
+}
+
+int Client::loop_once() {
+  buffer_tls_writes();
+  int rc = drain_buffered();
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
+  if (flush_tls_writes()) return mosquitto_loop(mosq_, options_.keepalive_s * 1000, 1);
+  // Bytes wait in our buffer, which libmosquitto's select() does not know about: wait
+  // here until the socket takes them (or brings something), then let libmosquitto look
+  // without waiting.
+  pollfd pfd{.fd = mosquitto_socket(mosq_), .events = POLLIN | POLLOUT, .revents = 0};
+  if (pfd.fd >= 0) ::poll(&pfd, 1, options_.keepalive_s * 1000);
+  return mosquitto_loop(mosq_, 0, 1);
+}
+
 void Client::run() {
   unsigned attempt = 0;
   while (!stopping_) {
@@ -290,8 +338,7 @@ void Client::run() {
     bool accepted = false;
     int lrc = MOSQ_ERR_SUCCESS;
     while (!stopping_) {
-      lrc = drain_buffered();
-      if (lrc == MOSQ_ERR_SUCCESS) lrc = mosquitto_loop(mosq_, options_.keepalive_s * 1000, 1);
+      lrc = loop_once();
       if (connected_) accepted = true;
       if (lrc != MOSQ_ERR_SUCCESS) break;
     }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <mutex>
 #include <string>
 
@@ -39,6 +40,11 @@ class Recorder final : public mqtt::Handler {
     ++messages_;
     cv_.notify_all();
   }
+  void on_publish_result(int /*mid*/, int reason_code) override {
+    std::lock_guard lock(mu_);
+    ++(reason_code < 0x80 ? acked_ : refused_);  // 0x10: accepted, nobody subscribed
+    cv_.notify_all();
+  }
 
   bool wait_subscribed() {
     std::unique_lock lock(mu_);
@@ -56,6 +62,22 @@ class Recorder final : public mqtt::Handler {
     std::lock_guard lock(mu_);
     return messages_;
   }
+  bool wait_acked(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return acked_ + refused_ >= n; });
+  }
+  int acked() {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  int refused() {
+    std::lock_guard lock(mu_);
+    return refused_;
+  }
+  int disconnects() {
+    std::lock_guard lock(mu_);
+    return disconnects_;
+  }
   std::string last_payload() {
     std::lock_guard lock(mu_);
     return last_payload_;
@@ -70,6 +92,8 @@ class Recorder final : public mqtt::Handler {
   std::condition_variable cv_;
   bool subscribed_{false};
   int messages_{0};
+  int acked_{0};
+  int refused_{0};
   int disconnects_{0};
   std::string last_payload_;
   std::string last_disconnect_;
@@ -122,6 +146,39 @@ TEST_F(ClientIntegration, ABurstArrivesWholeWithoutWaitingForMoreTraffic) {
   // Far less than the 60 s keep-alive, after which a stalled read would resume.
   EXPECT_TRUE(rec.wait_messages(kBurst, 5s)) << rec.messages() << " of " << kBurst;
   EXPECT_EQ(rec.last_payload(), std::to_string(kBurst) + filler);
+  (*client)->stop();
+}
+
+// The client collects a loop turn's TLS records in a buffer and sends them in one write.
+// 16 MB queued at once fills the socket many times over: every partial flush must resume
+// where it stopped (or the broker sees a corrupt stream and drops us), and bytes left in
+// the buffer by a full socket must go out without waiting for traffic from the broker
+// (QoS 0: no PUBACKs come back to wake the client).
+TEST_F(ClientIntegration, AFloodOfPublishesLeavesWholeThroughTheWriteBuffer) {
+  Recorder rec;
+  auto client = mqtt::Client::create(options("svc"), rec);
+  ASSERT_TRUE(client) << client.error().message;
+  (*client)->subscribe("flood/last", 1);
+  (*client)->start();
+  ASSERT_TRUE(rec.wait_subscribed());
+
+  // A frozen broker reads nothing: the socket fills and the rest waits in the client.
+  ASSERT_TRUE(broker_->signal(SIGSTOP));
+  constexpr int kFlood = 4000;
+  std::string payload(4096, 'x');
+  for (int i = 0; i < kFlood; ++i) {
+    const auto tag = std::to_string(i);
+    payload.replace(0, tag.size(), tag);
+    ASSERT_TRUE((*client)->publish("flood/" + std::to_string(i % 5), payload, 0, false));
+  }
+  ASSERT_TRUE((*client)->publish("flood/last", "done", 1, false));
+  ASSERT_TRUE(broker_->signal(SIGCONT));
+  // Far less than the 60 s keep-alive, which would wake a stalled client.
+  EXPECT_TRUE(rec.wait_messages(1, kWait));
+  EXPECT_EQ(rec.last_payload(), "done");
+  EXPECT_TRUE(rec.wait_acked(1, kWait));
+  EXPECT_EQ(rec.refused(), 0);
+  EXPECT_EQ(rec.disconnects(), 0) << rec.last_disconnect();
   (*client)->stop();
 }
 

@@ -132,6 +132,11 @@ Result<void> MosquittoBroker::restart() {
   return launch();
 }
 
+Result<void> MosquittoBroker::signal(int sig) {
+  if (!process_) return fail(Errc::unavailable, "broker not started");
+  return process_->signal(sig);
+}
+
 Result<void> MosquittoBroker::sighup() {
   if (!process_) return fail(Errc::unavailable, "broker not started");
   const std::size_t mark = process_->line_count();

@@ -122,8 +122,16 @@ class Client {
   /// Network thread: reads the packets that TLS read-ahead left buffered. Returns
   /// libmosquitto's code (MOSQ_ERR_SUCCESS unless the connection failed).
   int drain_buffered();
+  /// Network thread: puts a write buffer in front of the TLS socket (see client.cpp).
+  void buffer_tls_writes();
+  /// Network thread: sends what the write buffer holds. False when the socket is full.
+  bool flush_tls_writes();
+  /// Network thread: one turn of the loop; blocks up to the keep-alive. libmosquitto's code.
+  int loop_once();
   void wait_backoff(unsigned attempt);
   friend struct ClientCallbacks;  // libmosquitto's C callbacks, in client.cpp
+
+  static constexpr long kTlsWriteBuffer = 64L * 1024;
 
   Options options_;
   Handler& handler_;

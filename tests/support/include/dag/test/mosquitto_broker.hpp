@@ -71,6 +71,9 @@ class MosquittoBroker {
   /// SIGHUP, then waits for the broker to log the reload: it reloads synchronously in its
   /// single thread, so every connection accepted after this returns sees the new ACL and CRL.
   Result<void> sighup();
+  /// Sends `sig` (SIGSTOP freezes the broker: its clients' sockets fill up; SIGCONT).
+  /// Errors: Errc::unavailable when not running.
+  Result<void> signal(int sig);
   [[nodiscard]] bool running();
 
   /// Lines of the current run so far; pass line_count() as `from` to wait only for lines
