@@ -419,6 +419,12 @@ class Deployment {
     dagd_ = std::move(*dagd);
     if (!dagd_->wait_for_line("mqtt.subscribed", 30s))
       die("dagd did not start:\n" + dagd_->output());
+    // The figures depend on it: "libc" unless dagd was built with DAG_JEMALLOC.
+    std::smatch m;
+    const auto started = dagd_->output();
+    if (std::regex_search(started, m, std::regex{R"re(allocator="([^"]*)")re"})) {
+      allocator_ = m[1];
+    }
   }
   ~Deployment() {
     if (dagd_) dagd_->stop();
@@ -433,6 +439,7 @@ class Deployment {
   [[nodiscard]] int device_port() const { return device_port_; }
   [[nodiscard]] int service_port() const { return service_port_; }
   Process& dagd() { return *dagd_; }
+  [[nodiscard]] const std::string& allocator() const { return allocator_; }
   Process& broker() { return *broker_; }
   dag::test::SmtpServer& smtp() { return *smtp_; }
 
@@ -508,6 +515,7 @@ class Deployment {
   std::unique_ptr<dag::test::SmtpServer> smtp_;
   std::unique_ptr<Process> broker_;
   std::unique_ptr<Process> dagd_;
+  std::string allocator_{"unknown"};
   int device_port_{0};
   int service_port_{0};
 };
@@ -848,6 +856,7 @@ json run_storm(const Args& a, int devices) {
   const double mails_after_s = static_cast<double>(last_mail - storm_start) / 1000.0;
   json r = {
       {"devices", devices},
+      {"dagdAllocator", d.allocator()},
       {"accounts", distinct_values(account)},
       {"cuts", cuts.size()},
       {"persisted",
