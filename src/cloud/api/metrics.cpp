@@ -86,6 +86,10 @@ void add_ingest(std::vector<MetricFamily>& out, const shadow::Metrics& m) {
                         m.batch_fallbacks));
   out.push_back(counter("dagd_store_errors_total", "Ingest transactions that failed for good.",
                         m.store_errors));
+  out.push_back(
+      gauge("dagd_shadow_last_update_commit_timestamp_seconds",
+            "When the last shadow update was committed (Unix time; 0: none yet).",
+            static_cast<double>(m.last_update_commit_ms.load(std::memory_order_relaxed)) / 1000.0));
 }
 
 void add_notify(std::vector<MetricFamily>& out, const notify::WorkerMetrics& m) {

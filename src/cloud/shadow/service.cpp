@@ -296,6 +296,9 @@ void Service::commit_pass(Pass& pass, std::vector<Outbound>& out) {
   };
   for (std::size_t i = 0; i < pass.rejects.size(); ++i) add(metrics_.rejected[i], pass.rejects[i]);
   add(metrics_.updates_accepted, pass.updates);
+  if (pass.updates != 0) {
+    metrics_.last_update_commit_ms.store(clock_.unix_ms(), std::memory_order_relaxed);
+  }
   add(metrics_.gets_accepted, pass.gets);
   add(metrics_.deletes_accepted, pass.deletes);
   add(metrics_.presence_applied, pass.presence_applied);

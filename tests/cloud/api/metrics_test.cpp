@@ -60,6 +60,7 @@ TEST_F(ApiMetricsTest, EverySeriesIsThereFromTheStart) {
            "dagd_verifications_sent_total 0",
            "dagd_notify_store_errors_total 0",
            "dagd_outbox_depth 0",
+           "dagd_shadow_last_update_commit_timestamp_seconds 0",
            "dagd_devices_connected 0",
            "dagd_devices 0",
            "dagd_ingest_queue 0",
@@ -95,6 +96,7 @@ TEST_F(ApiMetricsTest, RendersTheAtomicsCurrentValues) {
   ingest.batches = 13;
   ingest.batch_fallbacks = 14;
   ingest.store_errors = 15;
+  ingest.last_update_commit_ms = 1764300000250;
   notify.sent = 21;
   notify.retries = 22;
   notify.failed = 23;
@@ -137,6 +139,7 @@ TEST_F(ApiMetricsTest, RendersTheAtomicsCurrentValues) {
            "dagd_verifications_sent_total 25",
            "dagd_notify_store_errors_total 26",
            "dagd_outbox_depth 31",
+           "dagd_shadow_last_update_commit_timestamp_seconds 1764300000.25",
            "dagd_devices_connected 32",
            "dagd_devices 33",
            "dagd_ingest_queue 34",

@@ -183,6 +183,24 @@ TEST_F(ServiceTest, ABatchIsProcessedInOrder) {
   EXPECT_EQ(metrics_.batches.load(), 1U);
 }
 
+// Seen from outside (dagd_shadow_last_update_commit_timestamp_seconds): when an update was
+// last committed. Answers that write nothing do not count.
+TEST_F(ServiceTest, TheLastCommittedUpdateIsTimed) {
+  EXPECT_EQ(metrics_.last_update_commit_ms.load(), 0);
+  status("on", 1);
+  const auto first = clock_.unix_ms();
+  EXPECT_EQ(metrics_.last_update_commit_ms.load(), first);
+
+  clock_.advance(std::chrono::seconds{5});
+  update("dag-nobody", report("on", 1, kT0, "t1"));  // 404
+  send(protocol::shadow_topic(kDag, protocol::ShadowOp::get), R"({"clientToken":"g"})");
+  EXPECT_EQ(metrics_.last_update_commit_ms.load(), first);
+
+  status("off", 2);
+  EXPECT_EQ(metrics_.last_update_commit_ms.load(), clock_.unix_ms());
+  EXPECT_GT(clock_.unix_ms(), first);
+}
+
 TEST_F(ServiceTest, UnknownAndRevokedDevicesGet404) {
   auto out = update("dag-nobody", report("on", 1, kT0, "t1"));
   auto rejected = body(find(out, "$aws/things/dag-nobody/shadow/update/rejected"));

@@ -78,6 +78,9 @@ struct Metrics {
   std::atomic<std::uint64_t> batches{0};          ///< committed batch transactions
   std::atomic<std::uint64_t> batch_fallbacks{0};  ///< batches redone message by message
   std::atomic<std::uint64_t> store_errors{0};     ///< transactions that failed for good
+  /// Wall clock (Unix ms) of the last commit that accepted a shadow update; 0: none yet.
+  /// How far behind the ingest is, seen from outside (and storm_bench's "committed").
+  std::atomic<std::int64_t> last_update_commit_ms{0};
   /// False after a transaction failed for good, true again after the next commit.
   std::atomic<bool> database_ok{true};
 
