@@ -1,6 +1,7 @@
 #include "dag/dagd/daemon.hpp"
 
 #include <dlfcn.h>
+#include <sys/types.h>  // ssize_t
 
 #include <csignal>
 #include <cstddef>
@@ -41,7 +42,13 @@ std::string allocator() {
       version == nullptr) {
     return "jemalloc";
   }
-  return std::string("jemalloc ") + version;
+  std::string out = std::string("jemalloc ") + version;
+  ssize_t decay = 0;
+  size = sizeof(decay);
+  if (mallctl("opt.dirty_decay_ms", static_cast<void*>(&decay), &size, nullptr, 0) == 0) {
+    out += " dirty_decay_ms:" + std::to_string(decay);
+  }
+  return out;
 }
 
 void log_counters(const shadow::Metrics& m, const ingest::Ingest& in,
