@@ -283,6 +283,7 @@ int run_dagd(const DagdSettings& s) {
 
   store::SqliteOptions store_options;
   store_options.durability = s.durability;
+  store_options.writer_cache_mib = s.cache_mib;
   auto store = store::open_sqlite(s.database_path, store_options);
   if (!store) {
     log::error("store.open_failed", {{"path", s.database_path.string()},

@@ -168,6 +168,13 @@ config::Schema make_schema() {
               .help = "power_safe: every commit survives a power cut (fsync); crash_safe: "
                       "survives a dagd crash only",
               .choices = {"power_safe", "crash_safe"}});
+  s.add(Field{.key = "database.cache_mib",
+              .type = Type::integer,
+              .default_value = "32",
+              .help = "Page cache of the connection that writes, in MiB; grows only as pages "
+                      "are read. A cache smaller than the database costs the ingest reads",
+              .min = 1,
+              .max = 65536});
   s.add(Field{.key = "mqtt.host", .default_value = "localhost", .help = "MQTT broker host"});
   s.add(Field{.key = "mqtt.port",
               .type = Type::integer,
@@ -279,6 +286,7 @@ Result<DagdSettings> settings_from(const config::Config& cfg) {
   s.durability = cfg.str("database.durability") == "crash_safe"
                      ? store::SqliteOptions::Durability::crash_safe
                      : store::SqliteOptions::Durability::power_safe;
+  s.cache_mib = static_cast<int>(cfg.integer("database.cache_mib"));
   s.mqtt_host = cfg.str("mqtt.host");
   s.mqtt_port = static_cast<int>(cfg.integer("mqtt.port"));
   s.client_id = cfg.str("mqtt.client_id");

@@ -1971,6 +1971,9 @@ StoreResult<std::vector<ConfigEntry>> SqliteTransaction::list_config_entries(
 
 StoreResult<std::unique_ptr<Store>> open_sqlite(const std::filesystem::path& path,
                                                 const SqliteOptions& options) {
+  if (options.writer_cache_mib < 1 || options.writer_cache_mib > 65536) {
+    return fail(StoreErrc::invalid_argument, "open_sqlite: writer_cache_mib must be 1..65536");
+  }
   if (options.busy_timeout.count() < 0 ||
       options.busy_timeout.count() > std::numeric_limits<int>::max()) {
     return fail(StoreErrc::invalid_argument, "open_sqlite: busy_timeout out of range");
@@ -2006,6 +2009,12 @@ StoreResult<std::unique_ptr<Store>> open_sqlite(const std::filesystem::path& pat
                          ? "PRAGMA synchronous = FULL"
                          : "PRAGMA synchronous = NORMAL";
   if (auto set = conn.exec(sync, "open_sqlite: synchronous"); !set) {
+    return Unexpected<StoreError>{std::move(set).error()};
+  }
+  // Negative: a size in KiB rather than in pages.
+  const std::string cache =
+      "PRAGMA cache_size = -" + std::to_string(options.writer_cache_mib * 1024);
+  if (auto set = conn.exec(cache, "open_sqlite: cache size"); !set) {
     return Unexpected<StoreError>{std::move(set).error()};
   }
   // A storm can grow the WAL to 8 x checkpoint_pages; once checkpointed it is cut back to

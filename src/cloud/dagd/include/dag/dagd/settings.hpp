@@ -20,6 +20,7 @@ struct DagdSettings {
   std::filesystem::path state_dir;
   std::filesystem::path database_path;
   store::SqliteOptions::Durability durability{store::SqliteOptions::Durability::power_safe};
+  int cache_mib{32};  ///< the write connection's page cache
 
   std::string mqtt_host;
   int mqtt_port{8883};
