@@ -327,7 +327,7 @@ struct World {
 
   dag::FakeClock clock{1'800'000'000'000};
   std::unique_ptr<store::Store> db;
-  api::EventHub hub{1'000'000};
+  api::EventHub hub{clock, 1'000'000};
   FakeChannel webhook{true};
   FakeChannel ntfy{false};
   std::unique_ptr<api::Api> the_api;

@@ -261,7 +261,8 @@ ApiResult<store::Device> Api::own_device(const Request& request, std::string_vie
 }
 
 void publish_device(EventHub& hub, const store::Device& device) {
-  hub.publish(device.account_id, "device", device_text(device));
+  // Only an account with a stream open (or lately) pays for the text.
+  hub.publish(device.account_id, "device", [&device] { return device_text(device); });
 }
 
 void Api::publish_device(const store::Device& device) {
@@ -286,6 +287,9 @@ ApiResult<StreamStart> Api::open_stream(const Request& request, std::string_view
     }
     return Unexpected<ApiError>{store_failure(account.error(), "get_account")};
   }
+  // Before since() and last_id(): from here on the account's events are kept, and what
+  // was published before is in the snapshot (or, resumed, ends in a snapshot).
+  hub_.watch(start.account_id);
   auto last = request.header("last-event-id");
   if (!last) last = request.param("lastEventId");
   if (last) {

@@ -4,9 +4,21 @@
 #include <utility>
 
 namespace dag::api {
+namespace {
 
-EventHub::EventHub(std::uint64_t start_id, std::size_t per_account)
-    : start_id_(start_id), per_account_(per_account), last_id_(start_id) {}
+// Idle accounts give their rings up at their next event; the sweep catches those whose
+// devices went quiet, at a cost of one pass over the watched accounts per this many events.
+constexpr std::uint64_t kSweepEvery = 4096;
+
+}  // namespace
+
+EventHub::EventHub(const Clock& clock, std::uint64_t start_id, std::size_t per_account,
+                   std::chrono::milliseconds linger)
+    : clock_(clock),
+      start_id_(start_id),
+      per_account_(per_account),
+      linger_(linger),
+      last_id_(start_id) {}
 
 EventHub::~EventHub() = default;
 
@@ -24,26 +36,80 @@ EventHub::Account& EventHub::find_or_add(std::string_view account_id) {
   }
   const std::unique_lock lock(accounts_mutex_);
   auto& slot = accounts_[std::string(account_id)];  // another thread may have added it
-  if (!slot) slot = std::make_unique<Account>();
+  // No publish() issues an id meanwhile without finding this account (it holds the shared
+  // lock while it does), so every id up to here is one the account did not keep.
+  if (!slot) slot = std::make_unique<Account>(last_id_.load(std::memory_order_acquire));
   return *slot;
 }
 
-std::uint64_t EventHub::publish(std::string_view account_id, std::string name, std::string data) {
-  Account& account = find_or_add(account_id);
+bool EventHub::watched(const Account& account) const {
+  return account.streams > 0 || clock_.steady() < account.watched_until;
+}
+
+void EventHub::forget(Account& account) {
+  if (account.ring.empty()) return;
+  account.evicted = std::max(account.evicted, account.ring.back().id);
+  std::deque<StreamEvent>{}.swap(account.ring);  // clear() would keep a block
+}
+
+std::uint64_t EventHub::publish(std::string_view account_id, std::string name,
+                                const std::function<std::string()>& data) {
+  if (published_.fetch_add(1, std::memory_order_relaxed) % kSweepEvery == kSweepEvery - 1) {
+    sweep();
+  }
+  Account* account = nullptr;
+  {
+    const std::shared_lock lock(accounts_mutex_);
+    const auto it = accounts_.find(account_id);
+    // Never watched: an id, and nothing to keep or wake.
+    if (it == accounts_.end()) return last_id_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    account = it->second.get();
+  }
   std::uint64_t id = 0;
   {
-    const std::lock_guard lock(account.mutex);
+    const std::lock_guard lock(account->mutex);
     // Taken under the account's lock so that the account's ring stays in id order.
     id = last_id_.fetch_add(1, std::memory_order_acq_rel) + 1;
-    account.ring.push_back(StreamEvent{id, std::move(name), std::move(data)});
-    account.newest = id;
-    while (account.ring.size() > per_account_) {
-      account.evicted = account.ring.front().id;
-      account.ring.pop_front();
+    account->newest = id;
+    if (watched(*account)) {
+      account->ring.push_back(StreamEvent{id, std::move(name), data()});
+      while (account->ring.size() > per_account_) {
+        account->evicted = account->ring.front().id;
+        account->ring.pop_front();
+      }
+    } else {
+      forget(*account);
+      account->evicted = id;
     }
   }
-  account.cv.notify_all();
+  account->cv.notify_all();
   return id;
+}
+
+std::uint64_t EventHub::publish(std::string_view account_id, std::string name, std::string data) {
+  return publish(account_id, std::move(name), [&data] { return std::move(data); });
+}
+
+void EventHub::watch(std::string_view account_id) {
+  Account& account = find_or_add(account_id);
+  const std::lock_guard lock(account.mutex);
+  account.watched_until = std::max(account.watched_until, clock_.steady() + linger_);
+}
+
+std::vector<EventHub::Account*> EventHub::all_accounts() const {
+  std::vector<Account*> accounts;
+  const std::shared_lock lock(accounts_mutex_);
+  accounts.reserve(accounts_.size());
+  for (const auto& [id, account] : accounts_) accounts.push_back(account.get());
+  return accounts;
+}
+
+void EventHub::sweep() {
+  const auto accounts = all_accounts();
+  for (Account* account : accounts) {
+    const std::lock_guard lock(account->mutex);
+    if (!watched(*account)) forget(*account);
+  }
 }
 
 bool EventHub::valid_after(std::uint64_t after) const noexcept {
@@ -64,7 +130,8 @@ std::optional<std::vector<StreamEvent>> EventHub::since(std::string_view account
                                                         std::uint64_t after) const {
   const Account* account = find(account_id);
   if (account == nullptr) {
-    if (!valid_after(after)) return std::nullopt;
+    // Never watched: whatever it had is gone, so only "nothing happened since" is an answer.
+    if (!valid_after(after) || after < last_id()) return std::nullopt;
     return std::vector<StreamEvent>{};
   }
   const std::lock_guard lock(account->mutex);
@@ -90,12 +157,7 @@ std::uint64_t EventHub::last_id() const noexcept {
 
 void EventHub::close() {
   closed_.store(true, std::memory_order_release);
-  std::vector<Account*> accounts;
-  {
-    const std::shared_lock lock(accounts_mutex_);
-    accounts.reserve(accounts_.size());
-    for (const auto& [id, account] : accounts_) accounts.push_back(account.get());
-  }
+  const auto accounts = all_accounts();
   for (Account* account : accounts) {
     // Taking the mutex orders the flag before any waiter's next predicate check.
     { const std::lock_guard lock(account->mutex); }
@@ -107,17 +169,17 @@ bool EventHub::closed() const noexcept {
   return closed_.load(std::memory_order_acquire);
 }
 
-EventHub::StreamGuard::StreamGuard(std::atomic<std::size_t>& count) noexcept : count_(&count) {
-  count_->fetch_add(1, std::memory_order_relaxed);
-}
+EventHub::StreamGuard::StreamGuard(EventHub& hub, Account& account) noexcept
+    : hub_(&hub), account_(&account) {}
 
 EventHub::StreamGuard::StreamGuard(StreamGuard&& other) noexcept
-    : count_(std::exchange(other.count_, nullptr)) {}
+    : hub_(std::exchange(other.hub_, nullptr)), account_(std::exchange(other.account_, nullptr)) {}
 
 EventHub::StreamGuard& EventHub::StreamGuard::operator=(StreamGuard&& other) noexcept {
   if (this != &other) {
     release();
-    count_ = std::exchange(other.count_, nullptr);
+    hub_ = std::exchange(other.hub_, nullptr);
+    account_ = std::exchange(other.account_, nullptr);
   }
   return *this;
 }
@@ -127,16 +189,42 @@ EventHub::StreamGuard::~StreamGuard() {
 }
 
 void EventHub::StreamGuard::release() noexcept {
-  if (count_ != nullptr) count_->fetch_sub(1, std::memory_order_relaxed);
-  count_ = nullptr;
+  if (hub_ != nullptr) hub_->end_stream(*account_);
+  hub_ = nullptr;
+  account_ = nullptr;
 }
 
-EventHub::StreamGuard EventHub::open_stream() noexcept {
-  return StreamGuard(streams_);
+void EventHub::end_stream(Account& account) {
+  {
+    const std::lock_guard lock(account.mutex);
+    --account.streams;
+    account.watched_until = std::max(account.watched_until, clock_.steady() + linger_);
+  }
+  streams_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+EventHub::StreamGuard EventHub::open_stream(std::string_view account_id) {
+  Account& account = find_or_add(account_id);
+  {
+    const std::lock_guard lock(account.mutex);
+    ++account.streams;
+  }
+  streams_.fetch_add(1, std::memory_order_relaxed);
+  return {*this, account};
 }
 
 std::size_t EventHub::streams() const noexcept {
   return streams_.load(std::memory_order_relaxed);
+}
+
+std::size_t EventHub::held() const {
+  const auto accounts = all_accounts();
+  std::size_t n = 0;
+  for (const Account* account : accounts) {
+    const std::lock_guard lock(account->mutex);
+    n += account->ring.size();
+  }
+  return n;
 }
 
 }  // namespace dag::api

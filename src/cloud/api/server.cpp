@@ -193,7 +193,7 @@ struct Server::Impl {
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");  // nginx: do not buffer the stream
     auto state = std::make_shared<StreamState>(std::move(start).value());
-    state->guard = hub.open_stream();
+    state->guard = hub.open_stream(state->start.account_id);
     const auto keepalive = options.keepalive;
     EventHub* h = &hub;
     res.set_chunked_content_provider(

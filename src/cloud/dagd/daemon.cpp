@@ -329,7 +329,7 @@ int run_dagd(const DagdSettings& s) {
   notify::Worker notifier(**store, clock, std::move(wo), (*channels)->view(), notify_metrics);
   // Live event streams of the API, fed by the ingest worker after each commit. Ids start
   // at the clock (µs-ish), so a browser's Last-Event-ID from an earlier run reads as a gap.
-  api::EventHub hub(static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
+  api::EventHub hub(clock, static_cast<std::uint64_t>(clock.unix_ms()) * 1000);
   auto service_options = shadow_options(s);
   service_options.on_device_changed = [&hub](const store::Device& d) {
     api::publish_device(hub, d);

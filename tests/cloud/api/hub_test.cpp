@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "dag/common/clock.hpp"
+
 namespace dag::api {
 namespace {
 
@@ -17,6 +19,17 @@ using std::chrono::steady_clock;
 
 // Long enough never to pass on a loaded CI machine; a passing test never waits for it.
 constexpr auto kBound = std::chrono::seconds(10);
+
+/// A hub on a fake clock that watches `accounts` (only watched accounts keep events).
+struct Hub {
+  explicit Hub(std::uint64_t start_id, std::initializer_list<const char*> accounts = {"a"},
+               std::size_t per_account = EventHub::kDefaultPerAccount)
+      : hub(clock, start_id, per_account) {
+    for (const char* account : accounts) hub.watch(account);
+  }
+  FakeClock clock;
+  EventHub hub;
+};
 
 std::vector<std::uint64_t> ids(const std::optional<std::vector<StreamEvent>>& events) {
   std::vector<std::uint64_t> out;
@@ -27,7 +40,8 @@ std::vector<std::uint64_t> ids(const std::optional<std::vector<StreamEvent>>& ev
 }
 
 TEST(EventHub, IdsStartAfterStartIdAndAreGlobal) {
-  EventHub hub(1000);
+  Hub h(1000, {"a", "b"});
+  auto& hub = h.hub;
   EXPECT_EQ(hub.last_id(), 1000U);
   EXPECT_EQ(hub.publish("a", "device", "1"), 1001U);
   EXPECT_EQ(hub.publish("b", "device", "2"), 1002U);
@@ -36,7 +50,8 @@ TEST(EventHub, IdsStartAfterStartIdAndAreGlobal) {
 }
 
 TEST(EventHub, SinceReturnsTheAccountsEventsOldestFirst) {
-  EventHub hub(0);
+  Hub h(0, {"a", "b"});
+  auto& hub = h.hub;
   hub.publish("a", "device", R"({"n":1})");
   hub.publish("b", "device", "other");
   hub.publish("a", "device", R"({"n":2})");
@@ -59,18 +74,85 @@ TEST(EventHub, SinceReturnsTheAccountsEventsOldestFirst) {
 }
 
 TEST(EventHub, AnAccountWithoutEventsHasNothingNew) {
-  EventHub hub(10);
-  const auto empty = hub.since("nobody", 10);
+  Hub h(10, {"a", "watched"});
+  auto& hub = h.hub;
+  const auto empty = hub.since("watched", 10);
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->empty());
   hub.publish("a", "device", "x");
-  const auto still = hub.since("nobody", 10);
+  const auto still = hub.since("watched", 10);
   ASSERT_TRUE(still);
   EXPECT_TRUE(still->empty());
 }
 
+TEST(EventHub, AnAccountNobodyWatchesKeepsNothingAndBuildsNoData) {
+  Hub h(10, {});
+  auto& hub = h.hub;
+  EXPECT_TRUE(hub.since("nobody", 10));  // nothing happened since
+  bool built = false;
+  EXPECT_EQ(hub.publish("nobody", "device",
+                        [&built] {
+                          built = true;
+                          return std::string("x");
+                        }),
+            11U);
+  EXPECT_FALSE(built);
+  EXPECT_EQ(hub.held(), 0U);
+  // Something happened that the hub cannot replay: a snapshot.
+  EXPECT_FALSE(hub.since("nobody", 10));
+  EXPECT_EQ(ids(hub.since("nobody", 11)), (std::vector<std::uint64_t>{}));
+}
+
+TEST(EventHub, WatchingStartsNowAndEarlierEventsNeedASnapshot) {
+  Hub h(0, {});
+  auto& hub = h.hub;
+  hub.publish("a", "device", "before");  // 1
+  hub.watch("a");
+  EXPECT_FALSE(hub.since("a", 0));
+  EXPECT_EQ(ids(hub.since("a", 1)), (std::vector<std::uint64_t>{}));
+  hub.publish("a", "device", "after");  // 2
+  EXPECT_EQ(ids(hub.since("a", 1)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(hub.held(), 1U);
+}
+
+TEST(EventHub, AnAccountStaysWatchedWhileAStreamIsOpenAndLingersAfter) {
+  Hub h(0, {});
+  auto& hub = h.hub;
+  {
+    const auto guard = hub.open_stream("a");
+    h.clock.advance(EventHub::kDefaultLinger * 2);  // open: no linger counts
+    hub.publish("a", "device", "1");
+    EXPECT_EQ(ids(hub.since("a", 0)), (std::vector<std::uint64_t>{1}));
+  }
+  h.clock.advance(EventHub::kDefaultLinger - milliseconds(1));
+  hub.publish("a", "device", "2");  // a reconnect within the linger resumes
+  EXPECT_EQ(ids(hub.since("a", 1)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(hub.held(), 2U);
+  h.clock.advance(milliseconds(1));
+  hub.publish("a", "device", "3");  // no longer watched: everything goes
+  EXPECT_EQ(hub.held(), 0U);
+  EXPECT_FALSE(hub.since("a", 2));
+  EXPECT_EQ(ids(hub.since("a", 3)), (std::vector<std::uint64_t>{}));
+  // Watched again: kept from now on.
+  hub.watch("a");
+  hub.publish("a", "device", "4");
+  EXPECT_EQ(ids(hub.since("a", 3)), (std::vector<std::uint64_t>{4}));
+}
+
+TEST(EventHub, TheSweepEmptiesTheRingsOfAccountsNoLongerWatched) {
+  Hub h(0, {"quiet"});
+  auto& hub = h.hub;
+  for (int i = 0; i < 3; ++i) hub.publish("quiet", "device", "q");
+  h.clock.advance(EventHub::kDefaultLinger);
+  EXPECT_EQ(hub.held(), 3U);  // the quiet account has no next event to give them up at
+  for (int i = 0; i < 4096; ++i) hub.publish("other", "device", "o");
+  EXPECT_EQ(hub.held(), 0U);
+  EXPECT_FALSE(hub.since("quiet", 0));
+}
+
 TEST(EventHub, EvictedEventsNeedASnapshot) {
-  EventHub hub(0, 3);
+  Hub h(0, {"a"}, 3);
+  auto& hub = h.hub;
   for (int i = 0; i < 5; ++i) hub.publish("a", "device", std::to_string(i));  // ids 1..5
   EXPECT_FALSE(hub.since("a", 0));                                            // 1 and 2 are gone
   EXPECT_FALSE(hub.since("a", 1));                                            // 2 is gone
@@ -80,7 +162,8 @@ TEST(EventHub, EvictedEventsNeedASnapshot) {
 }
 
 TEST(EventHub, EvictionIsPerAccount) {
-  EventHub hub(0, 2);
+  Hub h(0, {"quiet", "busy"}, 2);
+  auto& hub = h.hub;
   hub.publish("quiet", "device", "q");                             // id 1
   for (int i = 0; i < 10; ++i) hub.publish("busy", "device", "");  // ids 2..11
   // The busy account's evictions do not cost the quiet account its event.
@@ -93,7 +176,8 @@ TEST(EventHub, EvictionIsPerAccount) {
 }
 
 TEST(EventHub, IdsThisHubCannotHaveIssuedNeedASnapshot) {
-  EventHub hub(5000);
+  Hub h(5000);
+  auto& hub = h.hub;
   hub.publish("a", "device", "x");     // 5001
   EXPECT_FALSE(hub.since("a", 4999));  // an earlier process's id
   EXPECT_FALSE(hub.since("a", 0));     // 0 is not special
@@ -108,17 +192,19 @@ TEST(EventHub, IdsThisHubCannotHaveIssuedNeedASnapshot) {
 }
 
 TEST(EventHub, WaitReturnsAtOnceWhenEventsAreThere) {
-  EventHub hub(0);
+  Hub h(0);
+  auto& hub = h.hub;
   hub.publish("a", "device", "x");
   EXPECT_EQ(ids(hub.wait("a", 0, steady_clock::now() + kBound)), (std::vector<std::uint64_t>{1}));
 }
 
 TEST(EventHub, WaitWakesOnPublishFromAnotherThread) {
-  EventHub hub(0);
+  Hub h(0, {});
+  auto& hub = h.hub;
+  const auto guard = hub.open_stream("a");
   const std::uint64_t after = hub.last_id();
   std::promise<void> waiting;
   auto result = std::async(std::launch::async, [&] {
-    const auto guard = hub.open_stream();
     waiting.set_value();
     return hub.wait("a", after, steady_clock::now() + kBound);
   });
@@ -135,7 +221,8 @@ TEST(EventHub, WaitWakesOnPublishFromAnotherThread) {
 }
 
 TEST(EventHub, WaitTimesOutEmpty) {
-  EventHub hub(0);
+  Hub h(0);
+  auto& hub = h.hub;
   hub.publish("a", "device", "x");
   const auto start = steady_clock::now();
   const auto events = hub.wait("a", 1, start + milliseconds(50));
@@ -145,7 +232,8 @@ TEST(EventHub, WaitTimesOutEmpty) {
 }
 
 TEST(EventHub, OtherAccountsEventsDoNotEndAWait) {
-  EventHub hub(0);
+  Hub h(0);
+  auto& hub = h.hub;
   const auto start = steady_clock::now();
   auto result =
       std::async(std::launch::async, [&] { return hub.wait("a", 0, start + milliseconds(200)); });
@@ -157,7 +245,8 @@ TEST(EventHub, OtherAccountsEventsDoNotEndAWait) {
 }
 
 TEST(EventHub, CloseWakesEveryWaiterAndLaterWaitsReturnAtOnce) {
-  EventHub hub(0);
+  Hub h(0);
+  auto& hub = h.hub;
   constexpr int kWaiters = 8;
   std::atomic<int> started{0};
   std::vector<std::future<std::optional<std::vector<StreamEvent>>>> waiters;
@@ -186,11 +275,12 @@ TEST(EventHub, CloseWakesEveryWaiterAndLaterWaitsReturnAtOnce) {
 }
 
 TEST(EventHub, StreamGuardsCountOpenStreams) {
-  EventHub hub(0);
+  Hub h(0);
+  auto& hub = h.hub;
   EXPECT_EQ(hub.streams(), 0U);
   {
-    auto first = hub.open_stream();
-    auto second = hub.open_stream();
+    auto first = hub.open_stream("a");
+    auto second = hub.open_stream("b");
     EXPECT_EQ(hub.streams(), 2U);
     auto moved = std::move(first);
     EXPECT_EQ(hub.streams(), 2U);
@@ -205,7 +295,8 @@ TEST(EventHub, StreamGuardsCountOpenStreams) {
 TEST(EventHub, ConcurrentPublishersAndWaiters) {
   constexpr int kAccounts = 4;
   constexpr int kEvents = 200;
-  EventHub hub(0, kEvents);
+  Hub h(0, {"acct0", "acct1", "acct2", "acct3"}, kEvents);
+  auto& hub = h.hub;
   std::vector<std::future<std::vector<StreamEvent>>> readers;
   readers.reserve(kAccounts);
   for (int a = 0; a < kAccounts; ++a) {

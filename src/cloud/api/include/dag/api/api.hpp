@@ -91,7 +91,9 @@ class Api {
   Response handle(const Request& request);
 
   /// For GET /v1/accounts/{id}/stream: checks the token (header or ?access_token=) and the
-  /// account, and says what to send first. Errors: unauthorized, not_found, internal.
+  /// account, watches the account in the hub (EventHub::watch) and says what to send first;
+  /// the caller then holds hub.open_stream() while it streams. Errors: unauthorized,
+  /// not_found, internal.
   ApiResult<StreamStart> open_stream(const Request& request, std::string_view account_id);
 
   /// Publishes a device's current view to its account's streams (dagd calls it after the
