@@ -12,17 +12,6 @@
 #define DAG_VERSION "0.0.0"
 #endif
 
-#ifdef DAG_WITH_JEMALLOC
-// jemalloc reads this once, at start (MALLOC_CONF in the environment comes after it and
-// wins): freed pages go back to the system after 1 s instead of 10 s. In the storm of
-// 10,000 dags that kept dagd at 78.6 MiB instead of up to 90.8 MiB, at no CPU cost that
-// the benchmark could see (docs/benchmarks.md).
-// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): jemalloc's interface
-extern "C" {
-const char* malloc_conf = "dirty_decay_ms:1000";
-}
-#endif
-
 namespace {
 
 constexpr int kUsage = 2;  // bad input: config, arguments
