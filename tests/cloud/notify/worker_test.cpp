@@ -57,6 +57,22 @@ class FakeChannel final : public Channel, public Verifier {
   std::vector<std::pair<std::string, std::string>> verifications;
 };
 
+// The store, with a look at every transaction begun.
+class HookedStore final : public store::Store {
+ public:
+  HookedStore(store::Store& inner, std::function<void(store::TxMode)> on_begin)
+      : inner_(inner), on_begin_(std::move(on_begin)) {}
+  store::StoreResult<std::unique_ptr<store::Transaction>> begin(store::TxMode mode) override {
+    on_begin_(mode);
+    return inner_.begin(mode);
+  }
+  store::StoreResult<void> ping() override { return inner_.ping(); }
+
+ private:
+  store::Store& inner_;
+  std::function<void(store::TxMode)> on_begin_;
+};
+
 class WorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -231,8 +247,8 @@ TEST_F(WorkerTest, AStormHoldEndsAfterStormHoldEvenIfTheIngestStaysBehind) {
 
 // A storm the broker still holds does not show in the ingest's backlog, but its intents
 // come fast: more than storm_rate per second over 250 ms hold rounds too. Once holding,
-// the rate is taken over a second, so a pause of one slow commit does not end the hold;
-// it ends once they slow down.
+// the rate over a second holds them as well, so a pause of one slow commit does not end
+// the hold; it ends once they slow down over both.
 TEST_F(WorkerTest, IntentsComingFastHoldAlertsUntilTheyStop) {
   options_.ingest_backlog = [] { return std::size_t{0}; };
   options_.storm_rate = 200;  // more than 50 in 250 ms
@@ -251,15 +267,52 @@ TEST_F(WorkerTest, IntentsComingFastHoldAlertsUntilTheyStop) {
   EXPECT_EQ(channel_.calls.size(), 1U);  // held
   EXPECT_EQ(metrics_.storm_holds.load(), 1U);
   EXPECT_LE(next, clock_.unix_ms() + 50);
-  worker_->wake(200);     // the next commit, 100 ms after the first
-  clock_.advance(400ms);  // 500 ms: nothing for 400 ms, but 251 in the last second
+  clock_.advance(10ms);  // 51 in the last second is not above 200 per second: too early to
+  worker_->run_once();   // tell over a second, and over 250 ms it is still a storm
+  EXPECT_EQ(channel_.calls.size(), 1U);
+  worker_->wake(200);     // the next commit, 110 ms after the first
+  clock_.advance(400ms);  // 510 ms: nothing for 400 ms, but 251 in the last second
   worker_->run_once();
   EXPECT_EQ(channel_.calls.size(), 1U);
-  clock_.advance(500ms);  // 1 s: the first commit leaves the window, 200 is not above 200
+  clock_.advance(500ms);  // 1,010 ms: the first commit left the window, 200 is not above 200
   worker_->run_once();
   ASSERT_EQ(channel_.calls.size(), 2U);
   EXPECT_EQ(channel_.calls[1].notice.items.size(), 5U);
   EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+}
+
+// The storm can begin while a round claims: the ingest's commit holds the write lock, the
+// claim waits for it and then finds that commit's intents too. The round sends nothing
+// then; the intents stay pending and go out in one message when the hold ends.
+TEST_F(WorkerTest, AStormThatBeginsDuringTheClaimHoldsThatRound) {
+  int claims = 0;
+  HookedStore hooked(*store_, [&](store::TxMode mode) {
+    // The round's first write transaction is its claim; the commit it waited for made 80.
+    if (mode == store::TxMode::read_write && ++claims == 1) worker_->wake(80);
+  });
+  options_.ingest_backlog = [] { return std::size_t{0}; };
+  options_.storm_rate = 200;  // more than 50 in 250 ms
+  worker_ = std::make_unique<Worker>(
+      hooked, clock_, options_, Channels{&channel_, &channel_, &channel_, &channel_}, metrics_);
+  for (int i = 0; i < 3; ++i) intent(i, email_.id);
+  clock_.advance(20ms);  // the round comes a moment after the commit that made them
+  const auto next = worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+  EXPECT_LE(next, clock_.unix_ms() + 50);
+  EXPECT_EQ(pending(), 3);
+  for (int i = 3; i < 6; ++i) intent(i, email_.id);
+  clock_.advance(250ms);  // the intents slowed down
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  EXPECT_EQ(channel_.calls[0].notice.items.size(), 6U);
+  EXPECT_FALSE(channel_.calls[0].notice.follow_up);  // a first alert, though it went back
+  EXPECT_EQ(pending(), 0);
+  {
+    // Given back, not delivered: the claim did not count as an attempt.
+    auto tx = must(store_->begin(store::TxMode::read_only));
+    EXPECT_EQ(must(tx->get_intent(1)).attempts, 1);
+  }
 }
 
 // No backlog, or a hold of 0: a lone outage is never held.

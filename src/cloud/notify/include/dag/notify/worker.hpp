@@ -139,6 +139,8 @@ class Worker {
   /// than the longest window.
   std::size_t intents_made_recently(std::int64_t now, std::int64_t window_ms);
   void deliver_round(std::int64_t now);
+  /// Returns claimed intents unsent: pending again, unclaimed, due as they were.
+  void give_back(const std::vector<store::StoredIntent>& claimed);
   /// What to do now with one verified target's claimed intents (oldest first): a message,
   /// or deferrals; added to `plan`. Run thread only (reads last_sent_).
   void plan_target(const store::Account& account, const store::NotificationTarget& target,
