@@ -7,6 +7,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -213,6 +214,7 @@ void Client::stop() {
     disconnect_queued_ = mosquitto_disconnect(mosq_) == MOSQ_ERR_SUCCESS;
   }
   cv_.notify_all();
+  wake();
   thread_.join();
 }
 
@@ -227,7 +229,10 @@ void Client::subscribe(const std::string& filter, int qos) {
       it->second = qos;
     }
   }
-  if (connected_) mosquitto_subscribe_v5(mosq_, nullptr, filter.c_str(), qos, 0, nullptr);
+  if (connected_ &&
+      mosquitto_subscribe_v5(mosq_, nullptr, filter.c_str(), qos, 0, nullptr) == MOSQ_ERR_SUCCESS) {
+    wake();
+  }
 }
 
 Result<int> Client::publish(const std::string& topic, std::string_view payload, int qos,
@@ -241,7 +246,12 @@ Result<int> Client::publish(const std::string& topic, std::string_view payload, 
   }
   if (rc != MOSQ_ERR_SUCCESS)
     return fail(Errc::invalid_argument, "mqtt: publish: " + mosq_error(rc));
+  wake();
   return mid;
+}
+
+void Client::wake() {
+  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) wake_.signal();
 }
 
 void Client::wait_backoff(unsigned attempt) {
@@ -252,10 +262,10 @@ void Client::wait_backoff(unsigned attempt) {
 }
 
 int Client::drain_buffered() {
-  // mosquitto_loop() reads a bounded number of packets per wake-up and then waits in
-  // select() for the socket; with read-ahead the rest may already sit in OpenSSL's buffer,
-  // where select() cannot see it. Read it first. A partial record (more bytes needed from
-  // the socket) ends the drain: reading then fails with EAGAIN and select() is right.
+  // mosquitto_loop_read() reads a bounded number of packets per call, and the loop then
+  // waits in poll() for the socket; with read-ahead the rest may already sit in OpenSSL's
+  // buffer, where poll() cannot see it. Read it first. A partial record (more bytes needed from
+  // the socket) ends the drain: reading then fails with EAGAIN and poll() is right.
   auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(mosq_));
   while (ssl != nullptr && SSL_is_init_finished(ssl) != 0 && SSL_has_pending(ssl) != 0) {
     errno = 0;
@@ -299,17 +309,49 @@ bool Client::flush_tls_writes() {
   return BIO_flush(wbio) == 1 && BIO_wpending(wbio) == 0;
 }
 
+// Our loop rather than mosquitto_loop(): libmosquitto wakes its own loop through a socket
+// pair, one byte per queued packet, and mosquitto_loop() reads one byte per turn, so a
+// busy dagd turned its loop (a select, a read and the rest) once per PUBACK and once per
+// reply. Here the packets queued meanwhile go out together after one wake-up of wake_;
+// libmosquitto's pair is never read (its writes fail once it is full, which it ignores).
 int Client::loop_once() {
-  buffer_tls_writes();
-  int rc = drain_buffered();
-  if (rc != MOSQ_ERR_SUCCESS) return rc;
-  if (flush_tls_writes()) return mosquitto_loop(mosq_, options_.keepalive_s * 1000, 1);
-  // Bytes wait in our buffer, which libmosquitto's select() does not know about: wait
-  // here until the socket takes them (or brings something), then let libmosquitto look
-  // without waiting.
-  pollfd pfd{.fd = mosquitto_socket(mosq_), .events = POLLIN | POLLOUT, .revents = 0};
-  if (pfd.fd >= 0) ::poll(&pfd, 1, options_.keepalive_s * 1000);
-  return mosquitto_loop(mosq_, 0, 1);
+  SSL* handshake = handshake_of(mosq_);
+  if (handshake == nullptr) {
+    buffer_tls_writes();
+    if (const int rc = drain_buffered(); rc != MOSQ_ERR_SUCCESS) return rc;
+    // What was queued: publishes of other threads, PUBACKs and replies of our callbacks.
+    if (mosquitto_want_write(mosq_)) {
+      if (const int rc = mosquitto_loop_write(mosq_, 1); rc != MOSQ_ERR_SUCCESS) return rc;
+    }
+  }
+  const bool flushed = flush_tls_writes();
+  const int sock = mosquitto_socket(mosq_);
+  if (sock < 0) return MOSQ_ERR_NO_CONN;
+  handshake = handshake_of(mosq_);
+  short events = POLLIN;
+  // A full socket leaves bytes in our buffer, or in libmosquitto's queue: wait until it
+  // takes more.
+  if (handshake != nullptr ? SSL_want_write(handshake) != 0
+                           : !flushed || mosquitto_want_write(mosq_)) {
+    events |= POLLOUT;
+  }
+  std::array<pollfd, 2> fds{pollfd{.fd = sock, .events = events, .revents = 0},
+                            pollfd{.fd = wake_.fd(), .events = POLLIN, .revents = 0}};
+  // A quarter of the keep-alive: libmosquitto's PINGREQ is then at most that late, well
+  // before the broker gives up at one and a half.
+  const int wait_ms = options_.keepalive_s * 250;
+  if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) return MOSQ_ERR_ERRNO;
+  if ((fds[1].revents & POLLIN) != 0) {
+    wake_.drain();
+    // Before the next turn's write: a packet queued after this is either written by it
+    // or signals again.
+    wake_pending_.store(false, std::memory_order_release);
+  }
+  const auto got = fds[0].revents;
+  if ((got & (POLLIN | POLLERR | POLLHUP)) != 0 || (handshake != nullptr && (got & POLLOUT) != 0)) {
+    if (const int rc = mosquitto_loop_read(mosq_, 1); rc != MOSQ_ERR_SUCCESS) return rc;
+  }
+  return mosquitto_loop_misc(mosq_);  // keep-alive: PINGREQ when due, a missed PINGRESP
 }
 
 void Client::run() {
@@ -366,7 +408,7 @@ void Client::run() {
   // socket), bounded: a dead broker must not hold up a shutdown.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
   while (mosquitto_socket(mosq_) >= 0 && std::chrono::steady_clock::now() < deadline) {
-    mosquitto_loop(mosq_, 100, 1);
+    if (loop_once() != MOSQ_ERR_SUCCESS) break;
   }
 }
 

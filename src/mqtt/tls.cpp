@@ -1,6 +1,7 @@
 #include "dag/mqtt/tls.hpp"
 
 #include <arpa/inet.h>
+#include <mosquitto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -20,6 +21,11 @@ Result<void> verify_broker(SSL_CTX* ctx, const std::string& host) {
     return fail(Errc::invalid_argument, "broker host " + host + ": " + pki::drain_openssl_errors());
   }
   return {};
+}
+
+SSL* handshake_of(mosquitto* mosq) {
+  auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(mosq));
+  return ssl != nullptr && SSL_is_init_finished(ssl) == 0 ? ssl : nullptr;
 }
 
 }  // namespace dag::mqtt

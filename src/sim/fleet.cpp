@@ -489,17 +489,6 @@ void Worker::start_connect(Device& d) {
   after(d);
 }
 
-// The TLS session of a dag whose handshake is under way, else nullptr. libmosquitto 2.0
-// advances a handshake only in mosquitto_loop_read (mosquitto_loop_write does nothing
-// until it is over), and mosquitto_want_write says yes as soon as the CONNECT is queued:
-// during the handshake the worker asks OpenSSL which way it waits, and drives a writable
-// socket with loop_read. Otherwise a ClientHello that met a full send buffer (a broker
-// slow to accept) would never go out, and epoll would report writability for ever.
-SSL* handshake_of(Device& d) {
-  auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(d.mosq));
-  return ssl != nullptr && SSL_is_init_finished(ssl) == 0 ? ssl : nullptr;
-}
-
 // Registers the socket as it is now and notices a closed one. Called after every call
 // into libmosquitto for this dag, before any other socket can be made on this thread,
 // so a closed descriptor's number cannot have been reused yet.
@@ -519,7 +508,7 @@ void Worker::after(Device& d, int rc) {
     return;
   }
   std::uint32_t want = EPOLLIN;
-  if (SSL* ssl = handshake_of(d); ssl != nullptr) {
+  if (SSL* ssl = mqtt::handshake_of(d.mosq); ssl != nullptr) {
     if (SSL_want_write(ssl) != 0) want |= EPOLLOUT;
   } else if (mosquitto_want_write(d.mosq)) {
     want |= EPOLLOUT;
@@ -829,8 +818,8 @@ void Worker::run() {
         after(*d, mosquitto_loop_read(d->mosq, 1));
       }
       if ((ev.events & EPOLLOUT) != 0U && d->fd >= 0) {
-        after(*d, handshake_of(*d) != nullptr ? mosquitto_loop_read(d->mosq, 1)
-                                              : mosquitto_loop_write(d->mosq, 1));
+        after(*d, mqtt::handshake_of(d->mosq) != nullptr ? mosquitto_loop_read(d->mosq, 1)
+                                                         : mosquitto_loop_write(d->mosq, 1));
       }
       reschedule_agent(*d, now);
     }

@@ -153,7 +153,8 @@ TEST_F(ClientIntegration, ABurstArrivesWholeWithoutWaitingForMoreTraffic) {
 // 16 MB queued at once fills the socket many times over: every partial flush must resume
 // where it stopped (or the broker sees a corrupt stream and drops us), and bytes left in
 // the buffer by a full socket must go out without waiting for traffic from the broker
-// (QoS 0: no PUBACKs come back to wake the client).
+// (QoS 0: no PUBACKs come back to wake the client). The publishes come from this thread:
+// each must wake the network thread, which otherwise sleeps a quarter of the keep-alive.
 TEST_F(ClientIntegration, AFloodOfPublishesLeavesWholeThroughTheWriteBuffer) {
   Recorder rec;
   auto client = mqtt::Client::create(options("svc"), rec);

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "dag/common/event_fd.hpp"
 #include "dag/common/result.hpp"
 
 struct mosquitto;
@@ -126,8 +127,12 @@ class Client {
   void buffer_tls_writes();
   /// Network thread: sends what the write buffer holds. False when the socket is full.
   bool flush_tls_writes();
-  /// Network thread: one turn of the loop; blocks up to the keep-alive. libmosquitto's code.
+  /// Network thread: one turn of the loop; blocks up to a quarter of the keep-alive.
+  /// libmosquitto's code.
   int loop_once();
+  /// Any thread, after queueing a packet: wakes the network thread to write it, with one
+  /// write(2) for all the packets queued until it woke.
+  void wake();
   void wait_backoff(unsigned attempt);
   friend struct ClientCallbacks;  // libmosquitto's C callbacks, in client.cpp
 
@@ -145,6 +150,8 @@ class Client {
   std::condition_variable cv_;
   std::vector<std::pair<std::string, int>> filters_;
   std::vector<int> pending_subacks_;  // network thread only
+  EventFd wake_;
+  std::atomic<bool> wake_pending_{false};  // wake_ signalled and not yet seen
   std::mt19937_64 rng_;
 };
 

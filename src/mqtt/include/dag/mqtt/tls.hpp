@@ -13,6 +13,8 @@
 #include "dag/common/result.hpp"
 
 using SSL_CTX = struct ssl_ctx_st;
+using SSL = struct ssl_st;
+struct mosquitto;
 
 namespace dag::mqtt {
 
@@ -20,5 +22,13 @@ namespace dag::mqtt {
 /// the context's trust store and names `host` (a DNS name, or an IPv4/IPv6 address matched
 /// against the certificate's IP SANs).
 Result<void> verify_broker(SSL_CTX* ctx, const std::string& host);
+
+/// The TLS session of a connection whose handshake is under way, else nullptr (plain TCP,
+/// no connection, or the handshake is over). libmosquitto 2.0 advances a handshake only in
+/// mosquitto_loop_read (mosquitto_loop_write does nothing until it is over), and
+/// mosquitto_want_write says yes as soon as the CONNECT is queued: a loop of its own asks
+/// OpenSSL which way the handshake waits (SSL_want_write) and drives a writable socket with
+/// loop_read. Network thread of the handle only.
+SSL* handshake_of(mosquitto* mosq);
 
 }  // namespace dag::mqtt
