@@ -314,7 +314,7 @@ bool Client::flush_tls_writes() {
 // busy dagd turned its loop (a select, a read and the rest) once per PUBACK and once per
 // reply. Here the packets queued meanwhile go out together after one wake-up of wake_;
 // libmosquitto's pair is never read (its writes fail once it is full, which it ignores).
-int Client::loop_once() {
+int Client::loop_once(int wait_ms) {
   SSL* handshake = handshake_of(mosq_);
   if (handshake == nullptr) {
     buffer_tls_writes();
@@ -337,9 +337,6 @@ int Client::loop_once() {
   }
   std::array<pollfd, 2> fds{pollfd{.fd = sock, .events = events, .revents = 0},
                             pollfd{.fd = wake_.fd(), .events = POLLIN, .revents = 0}};
-  // A quarter of the keep-alive: libmosquitto's PINGREQ is then at most that late, well
-  // before the broker gives up at one and a half.
-  const int wait_ms = options_.keepalive_s * 250;
   if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) return MOSQ_ERR_ERRNO;
   if ((fds[1].revents & POLLIN) != 0) {
     wake_.drain();
@@ -380,7 +377,9 @@ void Client::run() {
     bool accepted = false;
     int lrc = MOSQ_ERR_SUCCESS;
     while (!stopping_) {
-      lrc = loop_once();
+      // A quarter of the keep-alive: libmosquitto's PINGREQ is then at most that late,
+      // well before the broker gives up at one and a half.
+      lrc = loop_once(options_.keepalive_s * 250);
       if (connected_) accepted = true;
       if (lrc != MOSQ_ERR_SUCCESS) break;
     }
@@ -407,8 +406,9 @@ void Client::run() {
   // Run the loop until libmosquitto has written the DISCONNECT (it then closes the
   // socket), bounded: a dead broker must not hold up a shutdown.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+  // (A DISCONNECT queued during a TLS handshake waits for its end.)
   while (mosquitto_socket(mosq_) >= 0 && std::chrono::steady_clock::now() < deadline) {
-    if (loop_once() != MOSQ_ERR_SUCCESS) break;
+    if (loop_once(100) != MOSQ_ERR_SUCCESS) break;
   }
 }
 

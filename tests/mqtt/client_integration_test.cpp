@@ -1,5 +1,10 @@
 // dag::mqtt::Client against a real Mosquitto with TLS client certificates.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -202,6 +207,38 @@ TEST_F(ClientIntegration, RefusesABrokerItsCaDidNotSign) {
   EXPECT_NE(rec.last_disconnect().find("connect failed"), std::string::npos)
       << rec.last_disconnect();
   (*client)->stop();
+}
+
+// A broker that accepts the connection and never answers the ClientHello: stop() must not
+// wait for the handshake beyond its bound (the loop's longer keep-alive waits included).
+TEST_F(ClientIntegration, StopDuringAHandshakeThatNeverEndsReturnsWithinItsBound) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+
+  Recorder rec;
+  auto o = options("svc");
+  o.host = "127.0.0.1";
+  o.port = ntohs(addr.sin_port);
+  o.keepalive_s = 60;  // the loop would wait 15 s per turn
+  auto client = mqtt::Client::create(o, rec);
+  ASSERT_TRUE(client) << client.error().message;
+  (*client)->start();
+  pollfd pfd{.fd = listener, .events = POLLIN, .revents = 0};
+  ASSERT_EQ(::poll(&pfd, 1, 10'000), 1);  // the client connected: its handshake is under way
+  const int peer = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(peer, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  (*client)->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);  // 2 s for the goodbye, then gone
+  ::close(peer);
+  ::close(listener);
 }
 
 TEST_F(ClientIntegration, UnusableTlsFilesAreAConfigurationError) {

@@ -127,9 +127,8 @@ class Client {
   void buffer_tls_writes();
   /// Network thread: sends what the write buffer holds. False when the socket is full.
   bool flush_tls_writes();
-  /// Network thread: one turn of the loop; blocks up to a quarter of the keep-alive.
-  /// libmosquitto's code.
-  int loop_once();
+  /// Network thread: one turn of the loop; blocks up to wait_ms. libmosquitto's code.
+  int loop_once(int wait_ms);
   /// Any thread, after queueing a packet: wakes the network thread to write it, with one
   /// write(2) for all the packets queued until it woke.
   void wake();
