@@ -47,7 +47,7 @@ void add_notify_fields(config::Schema& s) {
               .max = 1'000'000});
   s.add(Field{.key = "notify.storm_rate",
               .type = Type::integer,
-              .default_value = "200",
+              .default_value = "40",
               .help = "Intents per second (over the last 250 ms) above which a storm is "
                       "arriving, though the ingest may not be behind yet",
               .min = 1,

@@ -315,6 +315,25 @@ TEST_F(WorkerTest, AStormThatBeginsDuringTheClaimHoldsThatRound) {
   }
 }
 
+// By default more than 10 intents within 250 ms (40 per second) are a storm: a busy broker
+// can hand dagd a storm at a few hundred reports per second at first, and its first
+// accounts would otherwise get a first alert and then a follow-up.
+TEST_F(WorkerTest, TheDefaultRateSeesAStormThatArrivesSlowly) {
+  options_ = WorkerOptions{};
+  options_.ingest_backlog = [] { return std::size_t{0}; };
+  remake_worker();
+  for (int i = 0; i < 3; ++i) intent(i, email_.id);
+  worker_->wake(10);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);  // 10: a few outages at once, not a storm
+  clock_.advance(6s);
+  for (int i = 3; i < 6; ++i) intent(i, email_.id);
+  worker_->wake(11);
+  worker_->run_once();
+  EXPECT_EQ(channel_.calls.size(), 1U);
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+}
+
 // No backlog, or a hold of 0: a lone outage is never held.
 TEST_F(WorkerTest, NoBacklogOrAZeroHoldNeverHolds) {
   std::size_t backlog = 0;

@@ -66,7 +66,7 @@ struct DagdSettings {
   int notify_concurrency{8};
   std::int64_t storm_hold_ms{8000};
   std::int64_t storm_backlog{200};
-  std::int64_t storm_rate{200};
+  std::int64_t storm_rate{40};
   std::int64_t retry_initial_s{30};
   std::int64_t retry_max_s{3600};
   std::int64_t give_up_s{86'400};

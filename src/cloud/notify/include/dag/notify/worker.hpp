@@ -20,8 +20,8 @@
 //    for the account to see.
 // A storm hold: while this replica's ingest has more than `storm_backlog` reports waiting,
 // or made intents faster than `storm_rate` per second over the last 250 ms (a storm is
-// arriving, though the broker may still hold most of it; once holding, over the last
-// second, so that one slow commit does not end the hold), more intents for the same
+// arriving, though the broker may still hold most of it; once holding, over the last 250
+// ms or the last second, so that one slow commit does not end the hold), more intents for the same
 // accounts are on their way, so rounds of deliveries wait (for at most `storm_hold`,
 // counted from when the storm was first seen). Each account then hears of the storm in one message
 // instead of an alert that the ingest overtakes and a follow-up, and the mail relay carries fewer
@@ -85,7 +85,9 @@ struct WorkerOptions {
   /// storm_hold (0: never held).
   std::size_t storm_backlog{200};
   /// Intents per second (told through wake(), over the last 250 ms) that also hold rounds.
-  std::size_t storm_rate{200};
+  /// Low enough to see a storm that reaches dagd slowly at first (a busy broker): a lone
+  /// outage makes one intent per target.
+  std::size_t storm_rate{40};
   std::chrono::milliseconds storm_hold{8000};
 };
 
