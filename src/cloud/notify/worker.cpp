@@ -23,50 +23,28 @@ std::chrono::milliseconds min_ms(std::chrono::milliseconds a, std::chrono::milli
   return a < b ? a : b;
 }
 
-// Runs job(0) .. job(n - 1) on up to `threads` threads, this one included; returns when
-// all are done. Fewer threads when the system cannot make more.
-void for_each_parallel(std::size_t n, int threads, const std::function<void(std::size_t)>& job) {
-  if (n == 0) return;
-  std::atomic<std::size_t> next{0};
-  const auto drain = [&] {
-    for (std::size_t k = next.fetch_add(1); k < n; k = next.fetch_add(1)) job(k);
-  };
-  std::vector<std::jthread> helpers;
-  const auto extra = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(threads, 1))) - 1;
-  for (std::size_t t = 0; t < extra; ++t) {
-    try {
-      helpers.emplace_back([&] {
-        set_thread_name("notify-send");
-        drain();
-      });
-    } catch (const std::system_error&) {
-      break;  // the others (and this thread) do the rest
-    }
-  }
-  drain();
-}  // the helpers join here
-
-// Where a round's time goes, for the log: claim, plan, deliver, record.
+// Where a round's time goes, for the log: claim and plan (delivering overlaps the next
+// rounds; recording is logged on its own).
 class RoundTimes {
  public:
   explicit RoundTimes(const Clock& clock) : clock_(clock) { mark(); }
   void mark() { at_.at(marks_++) = clock_.steady(); }
-  void log(std::size_t claimed, std::size_t messages, std::size_t deferred) const {
-    const auto ms = [&](std::size_t k) {
-      return std::chrono::duration<double, std::milli>(at_.at(k + 1) - at_.at(k)).count();
-    };
+  void log(std::size_t claimed, std::size_t messages, std::size_t deferred,
+           std::size_t in_flight) const {
     log::debug("notify.round", {{"claimed", claimed},
                                 {"messages", messages},
                                 {"deferred", deferred},
+                                {"in_flight", in_flight},
                                 {"claim_ms", ms(0)},
-                                {"plan_ms", ms(1)},
-                                {"deliver_ms", ms(2)},
-                                {"record_ms", ms(3)}});
+                                {"plan_ms", ms(1)}});
+  }
+  [[nodiscard]] double ms(std::size_t k) const {
+    return std::chrono::duration<double, std::milli>(at_.at(k + 1) - at_.at(k)).count();
   }
 
  private:
   const Clock& clock_;
-  std::array<Clock::SteadyTime, 5> at_{};
+  std::array<Clock::SteadyTime, 3> at_{};
   std::size_t marks_{0};
 };
 
@@ -98,9 +76,13 @@ struct Worker::Plan {
   std::vector<std::pair<std::int64_t, std::string>> unusable;  // intent id, reason
 };
 
-struct Worker::Outcome {
-  const Message* message;
-  Delivery result;
+// A message on its way: queued, being delivered, or finished and not yet recorded.
+struct Worker::Job {
+  Message message;
+  std::int64_t round_at{0};  ///< the round's time: the window counts from it
+  /// What last_sent_ said of the target before this round (restored if delivery fails).
+  std::optional<std::int64_t> sent_before;
+  std::optional<Delivery> result;
 };
 
 struct Worker::Counts {
@@ -116,6 +98,15 @@ Worker::Worker(store::Store& store, const Clock& clock, WorkerOptions options, C
       options_(std::move(options)),
       channels_(channels),
       metrics_(metrics) {}
+
+Worker::~Worker() {
+  {
+    std::lock_guard lock(pool_mutex_);
+    senders_stopping_ = true;
+  }
+  pool_cv_.notify_all();
+  senders_.clear();  // joins: each finishes the delivery it is in
+}
 
 namespace {
 // The windows of the storm rate: a short one starts a hold and keeps it; a longer one keeps
@@ -153,13 +144,40 @@ void Worker::stop() {
 
 void Worker::run() {
   for (;;) {
-    const std::int64_t due = run_once();
+    next_due_.reset();
+    more_due_ = false;
+    turn();
+    const std::int64_t due = next_turn();
     std::unique_lock lock(mutex_);
     const auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.unix_ms()));
     cv_.wait_for(lock, wait, [&] { return woken_ || stopping_; });
-    if (stopping_) return;
+    if (stopping_) break;
     woken_ = false;
   }
+  // What is on its way is finished and recorded, so that it is not sent again after the
+  // leases run out.
+  drain();
+  record_finished();
+}
+
+std::int64_t Worker::run_once() {
+  next_due_.reset();
+  more_due_ = false;
+  turn();
+  drain();
+  record_finished();
+  return next_turn();
+}
+
+std::int64_t Worker::next_turn() {
+  const std::int64_t now = clock_.unix_ms();
+  // A full claim: more are due. In run() the senders wake us when they run short instead,
+  // unless this round left them short already.
+  if (more_due_ && queued() < static_cast<std::size_t>(std::max(options_.concurrency, 1))) {
+    return now;
+  }
+  const std::int64_t poll = now + options_.poll.count();
+  return next_due_ ? std::min(*next_due_, poll) : poll;
 }
 
 std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
@@ -193,17 +211,19 @@ std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
   return std::min(until, now + kLookAgainMs);
 }
 
-std::int64_t Worker::run_once() {
+void Worker::turn() {
   const std::int64_t now = clock_.unix_ms();
-  next_due_.reset();
-  if (auto until = storm_hold(now)) {
-    next_due_ = *until;
-  } else {
-    deliver_round(now);
+  record_finished();
+  // The senders have work for a while yet: claim when they run short (they wake us), so
+  // that claimed intents do not wait in the queue for long.
+  if (queued() < static_cast<std::size_t>(std::max(options_.concurrency, 1))) {
+    if (auto until = storm_hold(now)) {
+      next_due_ = *until;
+    } else {
+      deliver_round(now);
+    }
   }
   send_verifications(now);
-  const std::int64_t poll = clock_.unix_ms() + options_.poll.count();
-  return next_due_ ? std::min(*next_due_, poll) : poll;
 }
 
 void Worker::deliver_round(std::int64_t now) {
@@ -229,8 +249,8 @@ void Worker::deliver_round(std::int64_t now) {
   times.mark();
   std::sort(claimed->begin(), claimed->end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });  // oldest first
-  // A full claim: more are due, so another round at once.
-  if (static_cast<int>(claimed->size()) >= options_.claim_limit) next_due_ = now;
+  // A full claim: more are due (run() claims again once the senders run short).
+  const bool full = static_cast<int>(claimed->size()) >= options_.claim_limit;
 
   // Group by target, oldest first.
   std::map<std::string, std::vector<store::StoredIntent>> by_target;
@@ -274,56 +294,152 @@ void Worker::deliver_round(std::int64_t now) {
   }
   times.mark();
 
-  // Deliver (network I/O, outside any transaction), several at once: a round of a storm
-  // holds hundreds of messages, and each waits for its server's replies.
-  const auto& messages = plan.messages;
-  const auto& defers = plan.defers;
-  std::vector<std::optional<Delivery>> results(messages.size());
-  for_each_parallel(messages.size(), options_.concurrency,
-                    [&](std::size_t k) { results[k] = deliver_one(messages[k]); });
-  times.mark();
-  std::vector<Outcome> outcomes;
-  outcomes.reserve(messages.size());
-  for (std::size_t k = 0; k < messages.size(); ++k) {
-    // The round's time, not the delivery's: intents deferred in this round wait until
-    // now + window, and later ones of the same target until the same moment, so that they
-    // all go out as one follow-up however long the deliveries took.
-    if (*results[k]) last_sent_[messages[k].target.id] = now;
-    outcomes.push_back({&messages[k], std::move(*results[k])});
-  }
+  const std::size_t messages = plan.messages.size();
+  const std::size_t deferred = plan.defers.size();
+  dispatch(std::move(plan), std::move(no_target), now);
+  const std::size_t in_flight = [&] {
+    std::lock_guard lock(pool_mutex_);
+    return in_flight_;
+  }();
+  times.log(claimed->size(), messages, deferred, in_flight);
+  more_due_ = full;
+}
 
-  // Record everything in one transaction.
+void Worker::dispatch(Plan plan, std::vector<std::int64_t> no_target, std::int64_t now) {
+  for (const auto& [id, until] : plan.defers)
+    next_due_ = std::min(next_due_.value_or(until), until);
+  to_finish_.insert(to_finish_.end(), no_target.begin(), no_target.end());
+  to_defer_.insert(to_defer_.end(), plan.defers.begin(), plan.defers.end());
+  for (auto& u : plan.unusable) to_fail_.push_back(std::move(u));
+  metrics_.deferred.fetch_add(plan.defers.size(), std::memory_order_relaxed);
+  if (plan.messages.empty()) return;
+
+  std::vector<std::unique_ptr<Job>> jobs;
+  jobs.reserve(plan.messages.size());
+  for (auto& m : plan.messages) {
+    auto job = std::make_unique<Job>();
+    // Sent as of this round, though still on its way: what comes for the target
+    // meanwhile belongs to the follow-up, counted from this round's time.
+    if (auto it = last_sent_.find(m.target.id); it != last_sent_.end()) {
+      job->sent_before = it->second;
+    }
+    last_sent_[m.target.id] = now;
+    job->message = std::move(m);
+    job->round_at = now;
+    jobs.push_back(std::move(job));
+  }
+  if (senders_.empty()) {
+    const auto threads = static_cast<std::size_t>(std::max(options_.concurrency, 1));
+    for (std::size_t t = 0; t < threads; ++t) {
+      try {
+        senders_.emplace_back([this] {
+          set_thread_name("notify-send");
+          sender_loop();
+        });
+      } catch (const std::system_error&) {
+        break;  // fewer senders; none: delivered here
+      }
+    }
+  }
+  if (senders_.empty()) {
+    for (auto& job : jobs) {
+      job->result = deliver_one(job->message);
+      finished_.push_back(std::move(job));
+    }
+    return;
+  }
+  {
+    std::lock_guard lock(pool_mutex_);
+    in_flight_ += jobs.size();
+    for (auto& job : jobs) queue_.push_back(std::move(job));
+  }
+  pool_cv_.notify_all();
+}
+
+std::size_t Worker::queued() {
+  std::lock_guard lock(pool_mutex_);
+  return queue_.size();
+}
+
+void Worker::drain() {
+  std::unique_lock lock(pool_mutex_);
+  idle_cv_.wait(lock, [&] { return in_flight_ == 0; });
+}
+
+void Worker::sender_loop() {
+  const auto low = static_cast<std::size_t>(std::max(options_.concurrency, 1));
+  std::unique_lock lock(pool_mutex_);
+  for (;;) {
+    pool_cv_.wait(lock, [&] { return !queue_.empty() || senders_stopping_; });
+    if (senders_stopping_) return;
+    auto job = std::move(queue_.front());
+    queue_.pop_front();
+    // Running short: the run thread claims the next round while these are delivered.
+    const bool short_now = queue_.size() + 1 == low;
+    lock.unlock();
+    if (short_now) wake();
+    job->result = deliver_one(job->message);
+    lock.lock();
+    finished_.push_back(std::move(job));
+    if (--in_flight_ == 0) {
+      idle_cv_.notify_all();
+      lock.unlock();
+      wake();  // to record what finished
+      lock.lock();
+    }
+  }
+}
+
+void Worker::record_finished() {
+  std::vector<std::unique_ptr<Job>> jobs;
+  {
+    std::lock_guard lock(pool_mutex_);
+    jobs.swap(finished_);
+  }
+  if (jobs.empty() && to_finish_.empty() && to_defer_.empty() && to_fail_.empty()) return;
+  const auto began = clock_.steady();
+  const std::int64_t now = clock_.unix_ms();
   Counts counts;
   auto recorded = store::transact(
       store_, store::TxMode::read_write, [&](store::Transaction& tx) -> StoreResult<void> {
         counts = {};
-        for (const auto id : no_target) {
+        for (const auto id : to_finish_) {
           if (auto r = tx.mark_intent_done(id, now); !ok_or_gone(r)) return r;
           ++counts.done;
         }
-        for (const auto& [id, until] : defers) {
+        for (const auto& [id, until] : to_defer_) {
           if (auto r = tx.defer_intent(id, until); !ok_or_gone(r)) return r;
         }
-        for (const auto& [id, reason] : plan.unusable) {
+        for (const auto& [id, reason] : to_fail_) {
           if (auto r = tx.mark_intent_failed(id, reason, std::nullopt, now); !ok_or_gone(r))
             return r;
           ++counts.failed;
         }
-        for (const auto& o : outcomes) {
-          if (auto r = record_outcome(tx, o, now, counts); !r) return r;
+        for (const auto& job : jobs) {
+          if (auto r = record_outcome(tx, *job, counts); !r) return r;
         }
         return {};
       });
+  to_finish_.clear();
+  to_defer_.clear();
+  to_fail_.clear();
   if (!recorded) {
     // Delivered but not recorded: the leases run out and the messages go again (at least
     // once; the idempotency key lets receivers drop the copy).
     metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
     log::error("notify.record_failed", {{"error", recorded.error().message}});
-    return;
   }
-  times.mark();
-  times.log(claimed->size(), messages.size(), defers.size());
-  after_round(plan, outcomes, counts, now);
+  for (const auto& job : jobs) after_delivery(*job);
+  if (!jobs.empty()) {
+    log::debug("notify.recorded",
+               {{"messages", jobs.size()},
+                {"record_ms",
+                 std::chrono::duration<double, std::milli>(clock_.steady() - began).count()}});
+  }
+  if (!recorded) return;
+  metrics_.intents_done.fetch_add(counts.done, std::memory_order_relaxed);
+  metrics_.retries.fetch_add(counts.retried, std::memory_order_relaxed);
+  metrics_.failed.fetch_add(counts.failed, std::memory_order_relaxed);
 }
 
 void Worker::give_back(const std::vector<store::StoredIntent>& claimed) {
@@ -342,33 +458,37 @@ void Worker::give_back(const std::vector<store::StoredIntent>& claimed) {
   }
 }
 
-void Worker::after_round(const Plan& plan, const std::vector<Outcome>& outcomes,
-                         const Counts& counts, std::int64_t now) {
-  for (const auto& [id, until] : plan.defers)
-    next_due_ = std::min(next_due_.value_or(until), until);
-  for (const auto& o : outcomes) {
-    if (!o.result && !o.result.error().permanent) {
-      const auto at = now + retry_delay(o.message->intents.front().attempts, options_.retry_initial,
-                                        options_.retry_max)
-                                .count();
-      next_due_ = std::min(next_due_.value_or(at), at);
-    }
-    if (o.result) {
-      metrics_.sent.fetch_add(1, std::memory_order_relaxed);
-      log::info("notify.sent", {{"target", o.message->target.id},
-                                {"kind", store::to_string(o.message->target.kind)},
-                                {"items", o.message->notice.items.size()},
-                                {"follow_up", o.message->notice.follow_up}});
-    } else {
-      log::warn("notify.failed", {{"target", o.message->target.id},
-                                  {"permanent", o.result.error().permanent},
-                                  {"reason", o.result.error().reason}});
+void Worker::after_delivery(const Job& job) {
+  const auto& m = job.message;
+  const auto& result = *job.result;
+  if (!result) {
+    // Not sent after all: the target has not heard from us since before this round.
+    if (auto it = last_sent_.find(m.target.id);
+        it != last_sent_.end() && it->second == job.round_at) {
+      if (job.sent_before) {
+        it->second = *job.sent_before;
+      } else {
+        last_sent_.erase(it);
+      }
     }
   }
-  metrics_.intents_done.fetch_add(counts.done, std::memory_order_relaxed);
-  metrics_.retries.fetch_add(counts.retried, std::memory_order_relaxed);
-  metrics_.failed.fetch_add(counts.failed, std::memory_order_relaxed);
-  metrics_.deferred.fetch_add(plan.defers.size(), std::memory_order_relaxed);
+  if (!result && !result.error().permanent) {
+    const auto at =
+        job.round_at +
+        retry_delay(m.intents.front().attempts, options_.retry_initial, options_.retry_max).count();
+    next_due_ = std::min(next_due_.value_or(at), at);
+  }
+  if (result) {
+    metrics_.sent.fetch_add(1, std::memory_order_relaxed);
+    log::info("notify.sent", {{"target", m.target.id},
+                              {"kind", store::to_string(m.target.kind)},
+                              {"items", m.notice.items.size()},
+                              {"follow_up", m.notice.follow_up}});
+  } else {
+    log::warn("notify.failed", {{"target", m.target.id},
+                                {"permanent", result.error().permanent},
+                                {"reason", result.error().reason}});
+  }
 }
 
 void Worker::plan_target(const store::Account& account, const store::NotificationTarget& target,
@@ -414,10 +534,11 @@ void Worker::plan_target(const store::Account& account, const store::Notificatio
   plan.messages.push_back(std::move(m));
 }
 
-StoreResult<void> Worker::record_outcome(store::Transaction& tx, const Outcome& o, std::int64_t now,
+StoreResult<void> Worker::record_outcome(store::Transaction& tx, const Job& job,
                                          Counts& counts) const {
-  const auto& m = *o.message;
-  if (o.result) {
+  const auto& m = job.message;
+  const std::int64_t now = job.round_at;
+  if (*job.result) {
     for (const auto& i : m.intents) {
       if (auto r = tx.mark_intent_done(i.id, now); !ok_or_gone(r)) return r;
       ++counts.done;
@@ -425,7 +546,7 @@ StoreResult<void> Worker::record_outcome(store::Transaction& tx, const Outcome& 
     if (auto r = tx.record_delivery(m.target.id, true, "", now); !ok_or_gone(r)) return r;
     return {};
   }
-  const auto& error = o.result.error();
+  const auto& error = job.result->error();
   for (const auto& i : m.intents) {
     const bool expired = now - i.intent.created_at_ms >= options_.give_up_after.count();
     std::optional<std::int64_t> retry_at;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "dag/common/encoding.hpp"
 #include "dag/store/sqlite.hpp"
@@ -497,6 +498,142 @@ TEST_F(WorkerTest, DeliversARoundsMessagesInParallel) {
                                            "d@example.com", "e@example.com"}));
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(metrics_.sent.load(), 5U);
+}
+
+// A channel that holds the deliveries to one address until open() (or a bound passes);
+// the others go through at once. Every call is seen by await().
+class GateChannel final : public Channel {
+ public:
+  explicit GateChannel(std::string held) : held_(std::move(held)) {}
+  Delivery deliver(const store::NotificationTarget& target, const Notice& notice) override {
+    std::unique_lock lock(mutex_);
+    calls_.push_back({target.address, notice});
+    cv_.notify_all();
+    cv_.wait_for(lock, 10s, [&] { return target.address != held_ || open_; });
+    return {};
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Whether `address` has had `n` calls within 5 s.
+  bool await(const std::string& address, std::size_t n = 1) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, 5s, [&] { return count(address) >= n; });
+  }
+  std::vector<FakeChannel::Call> calls() {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+ private:
+  std::size_t count(const std::string& address) const {
+    return static_cast<std::size_t>(std::count_if(
+        calls_.begin(), calls_.end(), [&](const auto& c) { return c.address == address; }));
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string held_;
+  bool open_{false};
+  std::vector<FakeChannel::Call> calls_;
+};
+
+class PipelineTest : public WorkerTest {
+ protected:
+  void SetUp() override {
+    WorkerTest::SetUp();
+    auto tx = must(store_->begin());
+    bob_ = must(tx->add_target(
+        {account_.id, store::TargetKind::email, "bob@example.com", true, std::nullopt, kT0}));
+    carol_ = must(tx->add_target(
+        {account_.id, store::TargetKind::email, "carol@example.com", true, std::nullopt, kT0}));
+    must(tx->commit());
+    auto options = options_;
+    options.concurrency = 2;
+    worker_ = std::make_unique<Worker>(*store_, clock_, options,
+                                       Channels{&gate_, nullptr, nullptr, nullptr}, metrics_);
+  }
+  void TearDown() override {
+    gate_.open();
+    if (runner_.joinable()) {
+      worker_->stop();
+      runner_.join();
+    }
+  }
+  void start() {
+    runner_ = std::thread([this] { worker_->run(); });
+  }
+  void stop() {
+    worker_->stop();
+    runner_.join();
+  }
+
+  store::NotificationTarget bob_;
+  store::NotificationTarget carol_;
+  GateChannel gate_{"alice@example.com"};
+  std::thread runner_;
+};
+
+// One slow delivery (a relay or webhook that takes its whole timeout) holds up its own
+// sender only: the next round is claimed and delivered by the others meanwhile.
+TEST_F(PipelineTest, ASlowDeliveryDoesNotHoldUpTheNextRound) {
+  intent(1, email_.id);
+  intent(2, bob_.id);
+  start();
+  ASSERT_TRUE(gate_.await("alice@example.com"));
+  ASSERT_TRUE(gate_.await("bob@example.com"));
+  intent(3, carol_.id);
+  worker_->wake(1);
+  EXPECT_TRUE(gate_.await("carol@example.com"))
+      << "carol's alert waited for the round with alice's slow delivery";
+  gate_.open();
+  stop();
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(metrics_.sent.load(), 3U);
+}
+
+// An intent for a target whose first alert is still on its way belongs to the follow-up,
+// as if that alert had been delivered at its round's time.
+TEST_F(PipelineTest, ATargetWhoseAlertIsOnItsWayGetsAFollowUpNotASecondAlert) {
+  intent(1, email_.id);
+  start();
+  ASSERT_TRUE(gate_.await("alice@example.com"));
+  intent(2, email_.id);
+  intent(3, carol_.id);
+  worker_->wake(2);
+  ASSERT_TRUE(gate_.await("carol@example.com"));  // the claim with alice's second is planned
+  gate_.open();
+  stop();  // waits for every delivery under way
+  const auto to_alice = [&] {
+    std::vector<Notice> out;
+    for (const auto& c : gate_.calls()) {
+      if (c.address == "alice@example.com") out.push_back(c.notice);
+    }
+    return out;
+  };
+  ASSERT_EQ(to_alice().size(), 1U);
+  clock_.advance(5s);
+  worker_->run_once();
+  const auto notices = to_alice();
+  ASSERT_EQ(notices.size(), 2U);
+  EXPECT_TRUE(notices[1].follow_up);
+  ASSERT_EQ(notices[1].items.size(), 1U);
+  EXPECT_EQ(notices[1].items[0].device_id, "dag-2");
+  EXPECT_EQ(pending(), 0);
+}
+
+// A delivery that fails does not count as the target having heard from us: its next
+// alert is a first alert again, not a follow-up.
+TEST_F(WorkerTest, AFailedAlertIsNotAFollowUpsStart) {
+  channel_.script = {DeliveryError{true, "550 no such user"}};
+  intent(1, email_.id);
+  worker_->run_once();
+  clock_.advance(1s);
+  intent(2, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 2U);
+  EXPECT_FALSE(channel_.calls[1].notice.follow_up);
 }
 
 TEST_F(WorkerTest, AnAlertWithinTheWindowJoinsTheFollowUp) {

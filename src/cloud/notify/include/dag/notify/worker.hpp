@@ -30,9 +30,20 @@
 // The idempotency key of a message (Message-ID, Idempotency-Key) is derived from its
 // target and intents, so a retry of the same message carries the same key.
 //
-// Thread-safety: run() on one thread; wake() and stop() from any thread. With concurrency
-// above 1 a round calls the channels' deliver() from several threads at once.
+// Deliveries run on `concurrency` sender threads of the worker's own. run() does not wait
+// for a round's deliveries before the next claim: it claims again as soon as fewer messages
+// are queued than there are senders, so the relay is never idle while dagd claims, plans
+// and records, and one slow delivery (a webhook that takes its full timeout) holds up
+// only its own sender, not the next round. A target whose message is still on its way is
+// treated as having heard from us at that round's time: what comes for it meanwhile waits
+// for the follow-up. Finished deliveries are recorded at the next turn, several in one
+// transaction.
+//
+// Thread-safety: run() or run_once() on one thread; wake() and stop() from any thread. The
+// channels' deliver() is called from the sender threads, several at once when concurrency
+// is above 1.
 // Blocking: run_once() does store I/O and network I/O (bounded by the channels' timeouts).
+// The destructor waits for the deliveries in progress (not the queued ones).
 #pragma once
 
 #include <atomic>
@@ -42,9 +53,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -71,7 +84,7 @@ struct WorkerOptions {
   std::chrono::milliseconds give_up_after{24 * 3'600'000};
   std::chrono::milliseconds lease{120'000};
   int claim_limit{500};
-  /// Messages of a round delivered at once (threads of the round); 1: one after another.
+  /// Messages delivered at once (sender threads); 1: one after another.
   int concurrency{1};
   /// Idle rounds this often (intents of other replicas, retries, deferred follow-ups).
   std::chrono::milliseconds poll{1000};
@@ -120,10 +133,16 @@ class Worker {
  public:
   Worker(store::Store& store, const Clock& clock, WorkerOptions options, Channels channels,
          WorkerMetrics& metrics);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
-  /// One round (above). Returns when the next round should run at the latest (epoch ms).
+  /// One round (above), its deliveries awaited and recorded before it returns. Returns
+  /// when the next round should run at the latest (epoch ms).
   std::int64_t run_once();
-  /// Rounds until stop(), sleeping until the next is due or wake() is called.
+  /// Rounds until stop(), sleeping until the next is due, wake() is called or the senders
+  /// run short of messages; the next round's claim overlaps this one's deliveries. Before
+  /// it returns, waits for the deliveries under way and records them.
   void run();
   /// New intents were committed (`made` of them; 0: unknown, or other news such as a
   /// target verified): run a round now.
@@ -133,8 +152,14 @@ class Worker {
  private:
   struct Message;
   struct Plan;
-  struct Outcome;
+  struct Job;
   struct Counts;
+  /// One turn of run()/run_once(): records finished deliveries, then (unless the senders
+  /// have enough queued, or a storm holds) claims, plans and hands the messages to the
+  /// senders; then verification mails. Run thread only; sets next_due_ and more_due_.
+  void turn();
+  /// When the next turn is due at the latest (epoch ms), after a turn.
+  std::int64_t next_turn();
   /// While a storm hold lasts: when to look again (epoch ms). Run thread only.
   std::optional<std::int64_t> storm_hold(std::int64_t now);
   /// Intents told through wake() in the `window_ms` before `now`; forgets what is older
@@ -148,12 +173,23 @@ class Worker {
   void plan_target(const store::Account& account, const store::NotificationTarget& target,
                    const std::vector<store::StoredIntent>& intents, std::int64_t now,
                    Plan& plan) const;
-  /// Once a round is recorded: when the next is due, counters and logs.
-  void after_round(const Plan& plan, const std::vector<Outcome>& outcomes, const Counts& counts,
-                   std::int64_t now);
+  /// Hands a planned round to the senders: its targets count as sent at `now` (restored
+  /// if the delivery fails); its deferrals and unusable intents wait for the next record.
+  void dispatch(Plan plan, std::vector<std::int64_t> no_target, std::int64_t now);
+  /// Messages handed to the senders and not yet started.
+  std::size_t queued();
+  /// Waits until every message handed to the senders has been delivered or failed.
+  void drain();
+  /// Records what dispatch() left and the deliveries that finished, in one transaction;
+  /// then counters, logs and retry times. Run thread only.
+  void record_finished();
+  /// A sender thread: delivers queued messages until the worker is destroyed.
+  void sender_loop();
+  /// When the next is due, counters and logs for one recorded delivery.
+  void after_delivery(const Job& job);
   /// Records one delivery's outcome on its intents and target.
-  store::StoreResult<void> record_outcome(store::Transaction& tx, const Outcome& o,
-                                          std::int64_t now, Counts& counts) const;
+  store::StoreResult<void> record_outcome(store::Transaction& tx, const Job& job,
+                                          Counts& counts) const;
   /// Through the target's channel; thread-safe (reads channels_ only).
   Delivery deliver_one(const Message& m) const;
   void send_verifications(std::int64_t now);
@@ -163,8 +199,11 @@ class Worker {
   WorkerOptions options_;
   Channels channels_;
   WorkerMetrics& metrics_;
-  std::map<std::string, std::int64_t> last_sent_;  ///< target id -> epoch ms (run thread)
-  std::optional<std::int64_t> next_due_;           ///< earliest defer/retry we scheduled
+  /// target id -> the time of the round that sent it a message, or that is sending one
+  /// (run thread)
+  std::map<std::string, std::int64_t> last_sent_;
+  std::optional<std::int64_t> next_due_;  ///< earliest defer/retry we scheduled
+  bool more_due_{false};                  ///< the last claim was full
   /// When the current storm was first seen (run thread); reset once it is gone.
   std::optional<std::int64_t> storm_since_;
 
@@ -173,6 +212,21 @@ class Worker {
   bool woken_{false};
   bool stopping_{false};
   std::deque<std::pair<std::int64_t, std::size_t>> made_;  ///< (epoch ms, intents), mutex_
+
+  // Claimed intents that dispatch() decided about without a delivery (run thread).
+  std::vector<std::int64_t> to_finish_;                          ///< no target: done
+  std::vector<std::pair<std::int64_t, std::int64_t>> to_defer_;  ///< intent id, until
+  std::vector<std::pair<std::int64_t, std::string>> to_fail_;    ///< intent id, reason
+
+  // The senders. pool_mutex_ guards what follows it.
+  std::mutex pool_mutex_;
+  std::condition_variable pool_cv_;  ///< senders: a message queued, or the worker ends
+  std::condition_variable idle_cv_;  ///< drain(): nothing in flight
+  std::deque<std::unique_ptr<Job>> queue_;
+  std::vector<std::unique_ptr<Job>> finished_;
+  std::size_t in_flight_{0};  ///< queued or being delivered
+  bool senders_stopping_{false};
+  std::vector<std::jthread> senders_;  ///< last: joined before the rest goes
 };
 
 }  // namespace dag::notify
