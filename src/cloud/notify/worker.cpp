@@ -169,6 +169,17 @@ std::int64_t Worker::run_once() {
   return next_turn();
 }
 
+bool Worker::due_intents_may_grow(std::int64_t now) {
+  auto grows = store::transact(store_, store::TxMode::read_only, [&](store::Transaction& tx) {
+    return tx.due_intents_may_grow(now);
+  });
+  if (!grows) {
+    metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    return true;  // keep holding: the hold has its bound
+  }
+  return *grows;
+}
+
 std::int64_t Worker::next_turn() {
   const std::int64_t now = clock_.unix_ms();
   // A full claim: more are due. In run() the senders wake us when they run short instead,
@@ -186,12 +197,20 @@ std::optional<std::int64_t> Worker::storm_hold(std::int64_t now) {
     return intents_made_recently(now, window) * 1000 >
            options_.storm_rate * static_cast<std::size_t>(window);
   };
+  bool storm = backlog > options_.storm_backlog || fast(kStormShortWindowMs);
+  bool all_told = false;
   // Both windows while holding: a storm that has just begun has not filled the long one.
-  const bool storm = backlog > options_.storm_backlog || fast(kStormShortWindowMs) ||
-                     (storm_since_ && fast(kStormLongWindowMs));
+  // When only the long one holds (the storm paused, or ended), ask the store whether any
+  // account waiting for its alert can still get a cut: if none can, whatever is still on
+  // its way is other accounts' news, and waiting would only delay these alerts.
+  if (!storm && storm_since_ && fast(kStormLongWindowMs) && options_.storm_hold.count() > 0) {
+    storm = due_intents_may_grow(now);
+    all_told = !storm;
+  }
   if (!storm || options_.storm_hold.count() <= 0) {
     if (storm_since_) {
-      log::info("notify.storm_hold_ended", {{"held_ms", now - *storm_since_}});
+      log::info("notify.storm_hold_ended",
+                {{"held_ms", now - *storm_since_}, {"all_told", all_told}});
       storm_since_.reset();
     }
     return std::nullopt;

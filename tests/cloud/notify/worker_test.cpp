@@ -282,6 +282,41 @@ TEST_F(WorkerTest, IntentsComingFastHoldAlertsUntilTheyStop) {
   EXPECT_EQ(metrics_.storm_holds.load(), 1U);
 }
 
+// Once only the last second's pace holds (the ingest is idle, nothing in 250 ms), the
+// hold ends as soon as no account waiting for an alert has a dag that could still be cut:
+// the rest of a storm, if any, is other accounts' news.
+TEST_F(WorkerTest, AHoldEndsOnceNoWaitingAccountCanGetAnotherCut) {
+  options_.ingest_backlog = [] { return std::size_t{0}; };
+  options_.storm_rate = 200;  // more than 50 in 250 ms
+  remake_worker();
+  const auto set_power = [&](int device, protocol::Power power) {
+    auto tx = must(store_->begin());
+    store::DeviceState s;
+    s.power = power;
+    s.power_since_ms = clock_.unix_ms();
+    s.notified_power_lost = power == protocol::Power::off;
+    must(tx->update_device_state("dag-" + std::to_string(device), s));
+    must(tx->commit());
+  };
+  for (int d = 0; d < 20; ++d) set_power(d, protocol::Power::off);
+  set_power(19, protocol::Power::on);  // not cut (yet)
+  for (int i = 0; i < 5; ++i) intent(i, email_.id);
+  worker_->wake(51);
+  clock_.advance(10ms);
+  worker_->run_once();
+  EXPECT_EQ(metrics_.storm_holds.load(), 1U);
+  worker_->wake(200);     // the next commit
+  clock_.advance(400ms);  // quiet for 400 ms, but 251 in the last second
+  worker_->run_once();
+  EXPECT_TRUE(channel_.calls.empty());  // dag-19 may still be cut
+  set_power(19, protocol::Power::off);
+  intent(19, email_.id);
+  worker_->run_once();
+  ASSERT_EQ(channel_.calls.size(), 1U);
+  EXPECT_EQ(channel_.calls[0].notice.items.size(), 6U);
+  EXPECT_FALSE(channel_.calls[0].notice.follow_up);
+}
+
 // The storm can begin while a round claims: the ingest's commit holds the write lock, the
 // claim waits for it and then finds that commit's intents too. The round sends nothing
 // then; the intents stay pending and go out in one message when the hold ends.

@@ -136,6 +136,9 @@ class FaultyTransaction final : public store::Transaction {
   }
   R<store::DeviceCounts> count_devices() override { return in_->count_devices(); }
   R<std::int64_t> count_pending_intents() override { return in_->count_pending_intents(); }
+  R<bool> due_intents_may_grow(std::int64_t now_ms) override {
+    return in_->due_intents_may_grow(now_ms);
+  }
   R<void> add_certificate(const store::DeviceCertificate& c) override {
     return in_->add_certificate(c);
   }

@@ -288,6 +288,40 @@ TEST_F(NotificationsTest, RemovingATargetRemovesItsIntentsOnly) {
   must(tx->commit());
 }
 
+// ---- whether a storm may still add to the due intents ----------------------------------
+
+TEST_F(NotificationsTest, DueIntentsMayGrowWhileAnAccountHasADagThatIsNotToldAsCut) {
+  auto tx = begin();
+  const auto second =
+      add_device(*tx, device_.account_id, "7d2f4e1b-6e3c-4d2f-8a2b-3c4d5e6f7081", "Ring B");
+  const auto other = add_account(*tx, "bob");
+  add_device(*tx, other.id, "8e3a5f2c-7f4d-4e3a-9b3c-4d5e6f708192", "Bob's");  // never reported
+  const auto cut_and_told = [&](const std::string& id, bool told) {
+    DeviceState s;
+    s.power = protocol::Power::off;
+    s.power_since_ms = kT0;
+    s.notified_power_lost = told;
+    must(tx->update_device_state(id, s));
+  };
+  EXPECT_FALSE(must(tx->due_intents_may_grow(kT0)));  // nothing is waiting
+  must(tx->enqueue_intent(intent(std::nullopt, kT0)));
+  EXPECT_TRUE(must(tx->due_intents_may_grow(kT0)));       // neither dag has reported
+  EXPECT_FALSE(must(tx->due_intents_may_grow(kT0 - 1)));  // not due yet: not waiting
+  cut_and_told(device_.id, true);
+  EXPECT_TRUE(must(tx->due_intents_may_grow(kT0)));  // Ring B may still be cut
+  cut_and_told(second.id, false);
+  EXPECT_TRUE(must(tx->due_intents_may_grow(kT0)));  // Ring B's grace still runs
+  cut_and_told(second.id, true);
+  EXPECT_FALSE(must(tx->due_intents_may_grow(kT0)));  // Bob's dag is another account's
+  DeviceState on;
+  on.power = protocol::Power::on;
+  must(tx->update_device_state(second.id, on));
+  EXPECT_TRUE(must(tx->due_intents_may_grow(kT0)));
+  must(tx->set_device_revoked(second.id, true));  // a revoked dag reports nothing more
+  EXPECT_FALSE(must(tx->due_intents_may_grow(kT0)));
+  must(tx->commit());
+}
+
 // ---- deferring --------------------------------------------------------------------------
 
 TEST_F(NotificationsTest, ADeferredIntentIsHeldUnclaimedWithoutFailing) {

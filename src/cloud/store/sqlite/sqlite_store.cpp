@@ -465,6 +465,12 @@ constexpr const char* kCountDevices =
     "SELECT count(*), coalesce(sum(revoked), 0), "
     "coalesce(sum(revoked = 0 AND connection = 'connected'), 0) FROM devices";
 constexpr const char* kCountPendingIntents = "SELECT count(*) FROM outbox WHERE status = 'pending'";
+// The accounts first (outbox_ready gives the due intents), then one pass over the devices.
+constexpr const char* kDueIntentsMayGrow =
+    "SELECT EXISTS (SELECT 1 FROM devices WHERE revoked = 0"
+    " AND NOT (power = 'off' AND notified_power_lost = 1)"
+    " AND account_id IN (SELECT account_id FROM outbox"
+    " WHERE status = 'pending' AND next_attempt_at_ms <= ?1))";
 
 constexpr const char* kInsertCertificate =
     "INSERT INTO certificates (" DAG_CERTIFICATE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -870,6 +876,7 @@ class SqliteTransaction final : public Transaction {
                                        std::int64_t now_ms) override;
   StoreResult<void> defer_intent(std::int64_t intent_id, std::int64_t until_ms) override;
   StoreResult<std::int64_t> count_pending_intents() override;
+  StoreResult<bool> due_intents_may_grow(std::int64_t now_ms) override;
   StoreResult<DeviceCounts> count_devices() override;
   // certificates
   StoreResult<void> add_certificate(const DeviceCertificate& cert) override;
@@ -1854,6 +1861,16 @@ StoreResult<std::int64_t> SqliteTransaction::count_pending_intents() {
     auto row = st.step("count_pending_intents");
     if (!row) return Unexpected<StoreError>{std::move(row).error()};
     return *row ? st.column_int(0) : 0;
+  });
+}
+
+StoreResult<bool> SqliteTransaction::due_intents_may_grow(std::int64_t now_ms) {
+  return guarded(Access::read, "due_intents_may_grow", [&]() -> StoreResult<bool> {
+    auto st = conn().statement(kDueIntentsMayGrow);
+    st.bind_int(1, now_ms);
+    auto row = st.step("due_intents_may_grow");
+    if (!row) return Unexpected<StoreError>{std::move(row).error()};
+    return *row && st.column_int(0) != 0;
   });
 }
 

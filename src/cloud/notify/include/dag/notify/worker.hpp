@@ -21,11 +21,13 @@
 // A storm hold: while this replica's ingest has more than `storm_backlog` reports waiting,
 // or made intents faster than `storm_rate` per second over the last 250 ms (a storm is
 // arriving, though the broker may still hold most of it; once holding, over the last 250
-// ms or the last second, so that one slow commit does not end the hold), more intents for the same
-// accounts are on their way, so rounds of deliveries wait (for at most `storm_hold`,
-// counted from when the storm was first seen). Each account then hears of the storm in one message
-// instead of an alert that the ingest overtakes and a follow-up, and the mail relay carries fewer
-// messages. A lone outage finds no backlog and goes out at once. Verification mails are never held.
+// ms or the last second, so that one slow commit does not end the hold), more intents for
+// the same accounts are on their way, so rounds of deliveries wait (for at most
+// `storm_hold`, counted from when the storm was first seen; sooner once only the last
+// second's pace holds and no account waiting for an alert has a dag that could still be
+// cut). Each account then hears of the storm in one message instead of an alert that the
+// ingest overtakes and a follow-up, and the mail relay carries fewer messages. A lone
+// outage finds no backlog and goes out at once. Verification mails are never held.
 //
 // The idempotency key of a message (Message-ID, Idempotency-Key) is derived from its
 // target and intents, so a retry of the same message carries the same key.
@@ -162,6 +164,8 @@ class Worker {
   std::int64_t next_turn();
   /// While a storm hold lasts: when to look again (epoch ms). Run thread only.
   std::optional<std::int64_t> storm_hold(std::int64_t now);
+  /// The store's due_intents_may_grow; true when the store cannot tell.
+  bool due_intents_may_grow(std::int64_t now);
   /// Intents told through wake() in the `window_ms` before `now`; forgets what is older
   /// than the longest window.
   std::size_t intents_made_recently(std::int64_t now, std::int64_t window_ms);

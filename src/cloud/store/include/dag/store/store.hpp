@@ -304,6 +304,12 @@ class Transaction {
   virtual StoreResult<void> defer_intent(std::int64_t intent_id, std::int64_t until_ms) = 0;
   /// Intents not yet done or failed (claimed or not).
   virtual StoreResult<std::int64_t> count_pending_intents() = 0;
+  /// Whether an account with a pending intent due by now_ms has a dag (not revoked) that
+  /// may still make a "power lost" intent: its power is not off, or its cut has not been
+  /// notified yet (a power-off grace runs). false: every account waiting for an alert has
+  /// already been told (in intents) everything a power cut can tell it, so no report
+  /// still on its way can add to its message. (The storm hold ends on this.)
+  virtual StoreResult<bool> due_intents_may_grow(std::int64_t now_ms) = 0;
 
   // ---- device certificates --------------------------------------------------------------
 
