@@ -93,7 +93,7 @@ inline double stat_cpu_seconds(const std::string& stat_path) {
   std::ifstream in(stat_path);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto close = all.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos || close + 2 > all.size()) return 0;  // gone, or cut short
   std::istringstream rest(all.substr(close + 2));
   std::string field;
   long ticks = 0;

@@ -434,10 +434,11 @@ Persisted verify(const Args& a, const std::filesystem::path& database) {
 std::map<long, double> thread_cpu_seconds(pid_t pid) {
   std::map<long, double> out;
   std::error_code ec;
-  for (const auto& entry :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    const long tid = std::stol(entry.path().filename().string());
-    out[tid] = stat_cpu_seconds((entry.path() / "stat").string());
+  // increment(ec): a range-for's operator++ throws when dagd exits during the walk.
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/task", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const long tid = std::stol(it->path().filename().string());
+    out[tid] = stat_cpu_seconds((it->path() / "stat").string());
   }
   return out;
 }

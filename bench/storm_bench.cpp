@@ -169,10 +169,12 @@ std::map<std::string, double> thread_cpu_seconds(pid_t pid) {
   if (pid <= 0) return out;
   std::error_code ec;
   const fs::path tasks = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& task : fs::directory_iterator(tasks, ec)) {
-    std::string name = read_file(task.path() / "comm");
+  // increment(ec), not a range-for: when dagd exits during the walk, operator++ throws,
+  // and an exception out of the sampler's thread ends the whole benchmark.
+  for (fs::directory_iterator it(tasks, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = read_file(it->path() / "comm");
     while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
-    out[name.empty() ? "?" : name] += dag::bench::stat_cpu_seconds((task.path() / "stat").string());
+    out[name.empty() ? "?" : name] += dag::bench::stat_cpu_seconds((it->path() / "stat").string());
   }
   return out;
 }
@@ -213,9 +215,9 @@ class Sampler {
     if (samples_.empty()) return 0;
     return at(to_ms) - at(from_ms);
   }
-  // dagd's CPU seconds between two epoch times by thread name (dagd names its threads);
-  // "ended threads" is what threads that are gone by `to_ms` used (notify-send helpers
-  // live for one round of deliveries).
+  // dagd's CPU seconds between two epoch times by thread name (dagd names its threads;
+  // threads of one name, such as the notify-send ones, are added up); "ended threads" is
+  // what threads that are gone by `to_ms` used.
   std::map<std::string, double> dagd_threads_between(std::int64_t from_ms,
                                                      std::int64_t to_ms) const {
     std::lock_guard l(mu_);
