@@ -97,7 +97,8 @@ Worker::Worker(store::Store& store, const Clock& clock, WorkerOptions options, C
       clock_(clock),
       options_(std::move(options)),
       channels_(channels),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      senders_wanted_(static_cast<std::size_t>(std::max(options_.concurrency, 1))) {}
 
 Worker::~Worker() {
   {
@@ -184,7 +185,7 @@ std::int64_t Worker::next_turn() {
   const std::int64_t now = clock_.unix_ms();
   // A full claim: more are due. In run() the senders wake us when they run short instead,
   // unless this round left them short already.
-  if (more_due_ && queued() < static_cast<std::size_t>(std::max(options_.concurrency, 1))) {
+  if (more_due_ && queued() < senders_wanted_) {
     return now;
   }
   const std::int64_t poll = now + options_.poll.count();
@@ -235,7 +236,7 @@ void Worker::turn() {
   record_finished();
   // The senders have work for a while yet: claim when they run short (they wake us), so
   // that claimed intents do not wait in the queue for long.
-  if (queued() < static_cast<std::size_t>(std::max(options_.concurrency, 1))) {
+  if (queued() < senders_wanted_) {
     if (auto until = storm_hold(now)) {
       next_due_ = *until;
     } else {
@@ -348,8 +349,7 @@ void Worker::dispatch(Plan plan, std::vector<std::int64_t> no_target, std::int64
     jobs.push_back(std::move(job));
   }
   if (senders_.empty()) {
-    const auto threads = static_cast<std::size_t>(std::max(options_.concurrency, 1));
-    for (std::size_t t = 0; t < threads; ++t) {
+    for (std::size_t t = 0; t < senders_wanted_; ++t) {
       try {
         senders_.emplace_back([this] {
           set_thread_name("notify-send");
@@ -386,7 +386,6 @@ void Worker::drain() {
 }
 
 void Worker::sender_loop() {
-  const auto low = static_cast<std::size_t>(std::max(options_.concurrency, 1));
   std::unique_lock lock(pool_mutex_);
   for (;;) {
     pool_cv_.wait(lock, [&] { return !queue_.empty() || senders_stopping_; });
@@ -394,7 +393,7 @@ void Worker::sender_loop() {
     auto job = std::move(queue_.front());
     queue_.pop_front();
     // Running short: the run thread claims the next round while these are delivered.
-    const bool short_now = queue_.size() + 1 == low;
+    const bool short_now = queue_.size() + 1 == senders_wanted_;
     lock.unlock();
     if (short_now) wake();
     job->result = deliver_one(job->message);

@@ -203,6 +203,9 @@ class Worker {
   WorkerOptions options_;
   Channels channels_;
   WorkerMetrics& metrics_;
+  /// Sender threads (concurrency, at least 1); also how few queued messages make run()
+  /// claim the next round.
+  const std::size_t senders_wanted_;
   /// target id -> the time of the round that sent it a message, or that is sending one
   /// (run thread)
   std::map<std::string, std::int64_t> last_sent_;
